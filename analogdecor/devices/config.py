@@ -1,0 +1,143 @@
+"""Device models: the pulsed-update physics of one resistive device, as a typed dataclass.
+
+Semantics follow IBM aihwkit's pulsed devices (see ../shared/notes/aihwkit-semantics.md
+and :mod:`analogdecor.crossbar` for the kernels). All weights are in *normalised
+weight units* (the unit in which ``w_min``/``w_max`` are given); the physical
+conductance view (microsiemens) is :class:`analogdecor.crossbar.config.MappingConfig`.
+
+Suffix conventions: ``*_dtod`` is a device-to-device spread, drawn once per
+device when a tile is built (from the tile's own device seed); ``*_std`` is a
+cycle-to-cycle spread, drawn afresh for every pulse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from analogdecor.config import check_choice, check_finite, check_nonneg, check_positive, check_range
+from analogdecor.errors import ConfigError
+
+DeviceModel = Literal["ideal", "constant", "linear", "softbounds", "exp", "pow"]
+DEVICE_MODELS: tuple[str, ...] = ("ideal", "constant", "linear", "softbounds", "exp", "pow")
+"""``ideal``: float update, no pulses, no bounds effects beyond clipping to [w_min, w_max];
+``constant``: ConstantStep; ``linear``: LinearStep; ``softbounds``: SoftBounds
+(LinearStep with gamma = 1 at each device's own bounds); ``exp``: ExpStep; ``pow``: PowStep."""
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One pulsed resistive device model (aihwkit-compatible parameters)."""
+
+    model: DeviceModel = "constant"
+    """Update family: ideal, constant, linear, softbounds, exp or pow."""
+
+    # ---- step size -----------------------------------------------------------------
+    dw_min: float = 0.001
+    """Mean weight change of one pulse at w = 0 (weight units). Must be > 0."""
+    dw_min_dtod: float = 0.3
+    """Device-to-device relative spread of the step size (gain = 1 + dw_min_dtod xi)."""
+    dw_min_dtod_log_normal: bool = False
+    """Draw the step-size gain log-normally (exp(dw_min_dtod xi)) instead of normally."""
+    dw_min_std: float = 0.3
+    """Cycle-to-cycle relative spread of every pulse (step * (1 + dw_min_std xi))."""
+
+    # ---- asymmetry -----------------------------------------------------------------
+    up_down: float = 0.0
+    """Systematic up/down asymmetry; > 0 makes the DOWN step smaller (aihwkit sign)."""
+    up_down_dtod: float = 0.01
+    """Device-to-device spread of the up/down asymmetry (weight-step units of dw_min)."""
+
+    # ---- bounds --------------------------------------------------------------------
+    w_min: float = -0.6
+    """Mean lower hard bound of the weight (weight units); must be < w_max."""
+    w_max: float = 0.6
+    """Mean upper hard bound of the weight (weight units)."""
+    w_min_dtod: float = 0.3
+    """Device-to-device relative spread of the lower bound."""
+    w_max_dtod: float = 0.3
+    """Device-to-device relative spread of the upper bound."""
+    enforce_consistency: bool = True
+    """Take |scale_up|, |scale_down| and make b_min <= 0 <= b_max after the dtod draws."""
+
+    # ---- LinearStep / SoftBounds ---------------------------------------------------
+    gamma_up: float = 0.0
+    """LinearStep: relative slope of the up step (step shrinks by gamma_up at w_max).
+    ExpStep: exponent of the up response. Dimensionless."""
+    gamma_down: float = 0.0
+    """LinearStep: relative slope of the down step. ExpStep: exponent of the down response."""
+    gamma_up_dtod: float = 0.05
+    """Device-to-device relative spread of gamma_up (LinearStep)."""
+    gamma_down_dtod: float = 0.05
+    """Device-to-device relative spread of gamma_down (LinearStep)."""
+    mult_noise: bool = True
+    """LinearStep/SoftBounds: cycle noise multiplies the whole step (True) or only the constant part (False, "additive")."""
+    mean_bound_reference: bool = True
+    """LinearStep: slopes refer to the mean bounds w_max/w_min (True) or each device's own bounds."""
+
+    # ---- ExpStep ---------------------------------------------------------------------
+    a: float = 0.244
+    """ExpStep: z = 2 a w / (b_max - b_min) + b."""
+    b: float = 0.2425
+    """ExpStep: offset of z."""
+    A_up: float = 0.00081
+    """ExpStep: y_up = max(1 - A_up exp(gamma_up z), 0)."""
+    A_down: float = 0.36833
+    """ExpStep: y_down = max(1 - A_down exp(-gamma_down z), 0)."""
+
+    # ---- PowStep ---------------------------------------------------------------------
+    pow_gamma: float = 1.0
+    """PowStep: exponent of the distance-to-bound response."""
+    pow_gamma_dtod: float = 0.1
+    """PowStep: device-to-device relative spread of pow_gamma."""
+    pow_up_down: float = 0.0
+    """PowStep: asymmetry of the exponent between up and down pulses."""
+    pow_up_down_dtod: float = 0.0
+    """PowStep: device-to-device spread of pow_up_down."""
+
+    # ---- non-idealities common to all families ----------------------------------------
+    write_noise_std: float = 0.0
+    """Read-out of a written device is w + write_noise_std * dw_min * xi, redrawn at every write (units of dw_min)."""
+    prog_noise_std: float = 0.0
+    """Gaussian error of :meth:`Tile.program`, relative to max(|w_min|, |w_max|) (dimensionless)."""
+    stuck_fraction: float = 0.0
+    """Fraction of devices stuck at a random weight within their bounds (never change)."""
+    dead_fraction: float = 0.0
+    """Fraction of dead devices: both conductances at g_min, weight 0, never change."""
+
+    def __post_init__(self) -> None:
+        check_choice(self, "model", DEVICE_MODELS)
+        for name in ("dw_min",):
+            check_positive(self, name)
+        for name in (
+            "dw_min_dtod", "dw_min_std", "up_down_dtod", "w_min_dtod", "w_max_dtod",
+            "gamma_up_dtod", "gamma_down_dtod", "pow_gamma_dtod", "pow_up_down_dtod",
+            "write_noise_std", "prog_noise_std",
+        ):  # fmt: skip
+            check_nonneg(self, name)
+        for name in ("up_down", "w_min", "w_max", "gamma_up", "gamma_down", "a", "b", "A_up", "A_down",
+                     "pow_gamma", "pow_up_down"):  # fmt: skip
+            check_finite(self, name)
+        if self.w_min >= self.w_max:
+            raise ConfigError(
+                f"DeviceConfig.w_min = {self.w_min!r} must be < DeviceConfig.w_max = {self.w_max!r}"
+            )
+        if self.model in ("linear", "softbounds") and not self.w_min < 0 < self.w_max:
+            raise ConfigError(
+                f"DeviceConfig: model {self.model!r} needs w_min < 0 < w_max, got w_min = {self.w_min!r}, "
+                f"w_max = {self.w_max!r}"
+            )
+        if self.model == "pow":
+            check_positive(self, "pow_gamma")
+        check_range(self, "stuck_fraction", 0.0, 1.0)
+        check_range(self, "dead_fraction", 0.0, 1.0)
+        if self.stuck_fraction + self.dead_fraction > 1.0:
+            raise ConfigError(
+                f"DeviceConfig.stuck_fraction + dead_fraction = {self.stuck_fraction + self.dead_fraction!r}: "
+                "must be <= 1"
+            )
+
+    @property
+    def w_abs_max(self) -> float:
+        """max(|w_min|, |w_max|): the weight that maps onto the full conductance range."""
+        return max(abs(self.w_min), abs(self.w_max))
