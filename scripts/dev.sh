@@ -49,8 +49,16 @@ setup_aihwkit() {
     fi
   fi
   log "building aihwkit 1.2.0 against torch 2.13.0 (first time: ~12 min; then cached)"
-  "${PIP[@]}" install -q "${CONSTRAINTS[@]}" scikit-build pybind11 ninja cmake mypy setuptools wheel
-  PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q "${CONSTRAINTS[@]}" --no-build-isolation "aihwkit==1.2.0"
+  # Build tools (stubgen from mypy must be on PATH) and aihwkit's run-time imports.
+  "${PIP[@]}" install -q "${CONSTRAINTS[@]}" scikit-build "pybind11>=3.0.1" ninja "cmake>=4.2.1" mypy \
+    setuptools wheel tqdm "requests>=2.32,<3" protobuf scikit-learn scipy
+  # --no-deps: aihwkit's metadata requires torchvision, which the analogue simulator never imports
+  # (only its experiments/cloud helpers do). Resolving it pulls torchvision 0.29 and with it a CUDA
+  # torch 2.14 that replaces the pinned CPU torch under the extension just compiled against it.
+  PATH="$VENV/bin:$PATH" "${PIP[@]}" install -q "${CONSTRAINTS[@]}" --no-build-isolation --no-deps \
+    "aihwkit==1.2.0"
+  "$VENV/bin/python" -c "import aihwkit.simulator.tiles" \
+    || { log "aihwkit 1.2.0 installed but does not import; see the error above"; return 1; }
 }
 
 cmd="${1:-}"
