@@ -33,7 +33,9 @@ def drift_compensation_scale(y_ref0: np.ndarray, y_ref_t: np.ndarray) -> float:
     y0 = np.asarray(y_ref0, dtype=np.float64)
     yt = np.asarray(y_ref_t, dtype=np.float64)
     if y0.shape != yt.shape:
-        raise ValueError(f"y_ref0 {y0.shape} and y_ref_t {yt.shape}: reference readouts must have equal shapes")
+        raise ValueError(
+            f"y_ref0 {y0.shape} and y_ref_t {yt.shape}: reference readouts must have equal shapes"
+        )
     r0 = float(np.mean(np.abs(y0))) if y0.size else 0.0
     rt = float(np.mean(np.abs(yt))) if yt.size else 0.0
     if r0 <= _MIN_READOUT:

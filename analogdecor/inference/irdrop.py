@@ -67,7 +67,9 @@ def _check_pair(g_plus: np.ndarray, g_minus: np.ndarray) -> tuple[np.ndarray, np
     gp = np.asarray(g_plus, dtype=np.float64)
     gm = np.asarray(g_minus, dtype=np.float64)
     if gp.ndim != 2 or gp.shape != gm.shape:
-        raise ShapeError(f"g_plus {gp.shape} and g_minus {gm.shape}: need two 2-D arrays (out, in) of equal shape")
+        raise ShapeError(
+            f"g_plus {gp.shape} and g_minus {gm.shape}: need two 2-D arrays (out, in) of equal shape"
+        )
     return gp, gm
 
 

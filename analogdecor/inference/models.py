@@ -137,7 +137,14 @@ class NoiseCoefficients:
                 f"NoiseCoefficients.drift_mean_clip / drift_std_clip = {self.drift_mean_clip!r} / "
                 f"{self.drift_std_clip!r}: drift exponents and their spread must be >= 0"
             )
-        for name in ("prog_scale", "drift_scale", "read_q_coeff", "read_q_exponent", "read_q_max", "read_scale"):
+        for name in (
+            "prog_scale",
+            "drift_scale",
+            "read_q_coeff",
+            "read_q_exponent",
+            "read_q_max",
+            "read_scale",
+        ):
             check_nonneg(self, name)
         check_finite(self, "read_q_exponent")
         check_positive(self, "t0")
@@ -230,7 +237,9 @@ class InferenceNoiseModel:
             return np.array(g_prog, dtype=np.float64, copy=True)
         return g_prog * ((t + self.t0) / self.t0) ** (-nu)
 
-    def read_noise(self, g_drift: np.ndarray, g_prog: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
+    def read_noise(
+        self, g_drift: np.ndarray, g_prog: np.ndarray, t: float, rng: np.random.Generator
+    ) -> np.ndarray:
         """One read of drifted conductances at time ``t``. Base: noiseless."""
         return np.array(g_drift, dtype=np.float64, copy=True)
 
@@ -285,7 +294,9 @@ class GenericNoise(InferenceNoiseModel):
 
     def __init__(self, coeffs: NoiseCoefficients) -> None:
         if not isinstance(coeffs, NoiseCoefficients):
-            raise ConfigError(f"GenericNoise(coeffs=...): expected NoiseCoefficients, got {type(coeffs).__name__}")
+            raise ConfigError(
+                f"GenericNoise(coeffs=...): expected NoiseCoefficients, got {type(coeffs).__name__}"
+            )
         super().__init__(g_max=coeffs.g_max, t0=coeffs.t0)
         self.coeffs = coeffs
         self.name = coeffs.name
@@ -418,7 +429,9 @@ def get_noise_model(spec: str | Path | InferenceNoiseModel) -> InferenceNoiseMod
     if text in files:
         return GenericNoise.from_file(files[text])
     known = sorted(set(_BUILTIN) | set(files))
-    raise ConfigError(f"unknown inference noise model {text!r}: use one of {', '.join(known)} or a path to a .toml file")
+    raise ConfigError(
+        f"unknown inference noise model {text!r}: use one of {', '.join(known)} or a path to a .toml file"
+    )
 
 
 # ------------------------------------------------------------------------- helpers
@@ -434,4 +447,3 @@ def _check_time(t: float) -> float:
     if not np.isfinite(t) or t < 0:
         raise ValueError(f"t = {t!r}: time after programming must be finite and >= 0 seconds")
     return t
-
