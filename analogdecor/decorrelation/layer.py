@@ -1,0 +1,176 @@
+"""The decorrelating stage of a layer: z = R (x - mu), with R kept in float or on a tile.
+
+A thin stateful wrapper around the pure rules of
+:mod:`analogdecor.decorrelation.rules` (house style: pure steps, thin objects).
+
+On a tile (``DecorrelationConfig.on_tile``) the effective matrix is
+R = s * R_tile, where s is a digital output scale in the periphery. The paper's
+rule R <- g R (I - eta C) then splits into
+  s <- g s                                   (digital, no device touched), and
+  R_tile <- R_tile - (eta / k) sum_n (R_tile z_n) z_n^T   (local ordering)
+which is one parallel pulsed outer-product update with input z_n and error
+R_tile z_n (a forward read of the same tile). The global ordering uses the
+transposed read instead: input R_tile^T z_n, error z_n.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from analogdecor.decorrelation import rules
+from analogdecor.decorrelation.config import DecorrelationConfig
+from analogdecor.errors import ConfigError, ShapeError
+
+__all__ = ["Decorrelator", "fold_linear"]
+
+
+class Decorrelator:
+    """z = R (x - mu) for inputs of dimension ``dim``; R starts at the identity.
+
+    Parameters
+    ----------
+    dim : int
+        Input dimension d.
+    config : DecorrelationConfig
+        Rule and its parameters.
+    tile : object with the Tile contract, optional
+        A (dim, dim) tile that stores R (``config.on_tile``); None keeps R in float64.
+    """
+
+    def __init__(self, dim: int, config: DecorrelationConfig, *, tile: Any = None) -> None:
+        self.dim = int(dim)
+        self.config = config
+        self.tile = tile
+        self.mu = np.zeros(self.dim, dtype=np.float64)
+        if tile is None:
+            self._set_float(np.eye(self.dim))
+        else:
+            if (tile.out_size, tile.in_size) != (self.dim, self.dim):
+                raise ShapeError(f"R tile is {tile.out_size} x {tile.in_size}: expected {dim} x {dim}")
+            if config.rule not in ("ahmad", "zca"):
+                raise ConfigError(
+                    f"DecorrelationConfig.rule = {config.rule!r} with on_tile = true: only 'ahmad' and 'zca' "
+                    "run on a tile (their updates are outer products or programming)"
+                )
+            scale = config.tile_init_scale
+            tile.set_weights(np.eye(self.dim, dtype=np.float32) * scale)
+            self.scale = 1.0 / scale
+
+    # ------------------------------------------------------------------ state
+    def _set_float(self, R: np.ndarray) -> None:
+        self.R = np.asarray(R, dtype=np.float64)
+        self._R32 = self.R.astype(np.float32)
+
+    def matrix(self) -> np.ndarray:
+        """The effective R (float64; for a tile s * read_weights())."""
+        if self.tile is None:
+            return self.R.copy()
+        return self.scale * self.tile.read_weights().astype(np.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain arrays: running mean, and R (float) or scale (tile; the tile saves itself)."""
+        out: dict[str, Any] = {"mu": self.mu.copy()}
+        if self.tile is None:
+            out["R"] = self.R.copy()
+        else:
+            out["scale"] = np.float64(self.scale)
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mu = np.array(state["mu"], dtype=np.float64)
+        if self.tile is None:
+            self._set_float(np.array(state["R"]))
+        else:
+            self.scale = float(state["scale"])
+
+    # ------------------------------------------------------------------ forward
+    def center(self, x: np.ndarray, *, train: bool, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """x - mu with mu = ``mu`` if given, else the batch mean (train) or the running mean (eval)."""
+        if not self.config.centring:
+            return x, np.zeros(self.dim)
+        if mu is None:
+            mu = x.mean(axis=0, dtype=np.float64) if train else self.mu
+        return (x - mu.astype(np.float32)).astype(np.float32), mu
+
+    def apply(self, xc: np.ndarray) -> np.ndarray:
+        """z = R xc for every row of the centred batch ``xc`` (float32)."""
+        if self.tile is None:
+            return xc @ self._R32.T
+        return (self.tile.forward(xc) * np.float32(self.scale)).astype(np.float32)
+
+    def backward(self, e: np.ndarray) -> np.ndarray:
+        """R^T e for every row (the transposed read on a tile): the error at the layer input."""
+        if self.tile is None:
+            return e @ self._R32
+        return (self.tile.backward(e) * np.float32(self.scale)).astype(np.float32)
+
+    # ------------------------------------------------------------------ learning
+    def update_mean(self, mu_batch: np.ndarray) -> None:
+        """Running mean for evaluation: mu <- (1 - m) mu + m mu_batch."""
+        if self.config.centring:
+            m = self.config.momentum
+            self.mu = (1.0 - m) * self.mu + m * np.asarray(mu_batch, dtype=np.float64)
+
+    def step(self, x: np.ndarray, z: np.ndarray) -> None:
+        """One update of R from a training batch's inputs ``x`` and signals ``z`` (B, d).
+
+        Uses the first k = floor(f B) + 1 samples (batches are shuffled).
+        """
+        cfg = self.config
+        if cfg.rule == "zca" or cfg.lr == 0.0:
+            return
+        k = rules.subset_size(x.shape[0], cfg.subset_fraction)
+        xs = np.asarray(x[:k], dtype=np.float64)
+        zs = np.asarray(z[:k], dtype=np.float64)
+        if self.tile is not None:
+            self._tile_step(xs, zs)
+        elif cfg.rule == "ahmad":
+            R, _ = rules.ahmad_step(self.R, xs, zs, cfg.lr, ordering=cfg.ordering, gain=cfg.gain)
+            self._set_float(R)
+        elif cfg.rule == "copi":
+            self._set_float(rules.copi_step(self.R, zs, cfg.lr, ordering=cfg.ordering))
+        elif cfg.rule == "kappa":
+            self._set_float(rules.kappa_step(self.R, zs, cfg.lr, cfg.kappa, ordering=cfg.ordering))
+        else:  # pragma: no cover - validated by DecorrelationConfig
+            raise ConfigError(f"DecorrelationConfig.rule = {cfg.rule!r}")
+
+    def _tile_step(self, xs: np.ndarray, zs: np.ndarray) -> None:
+        """Paper's rule on a tile: gain into the digital scale, the C term as pulses."""
+        cfg = self.config
+        g = rules.gain_factor(xs, zs, cfg.gain)
+        k = zs.shape[0]
+        z32 = zs.astype(np.float32)
+        if cfg.ordering == "local":
+            # R_t C = (1/k) sum_n (R_t z_n) z_n^T: input z_n, error R_t z_n (forward read).
+            self.tile.update(z32, self.tile.forward(z32) / np.float32(k), cfg.lr)
+        else:
+            # C R_t = (1/k) sum_n z_n (R_t^T z_n)^T: input R_t^T z_n (transposed read), error z_n.
+            self.tile.update(self.tile.backward(z32), z32 / np.float32(k), cfg.lr)
+        self.scale *= g
+
+    def refit_zca(self, x: np.ndarray) -> None:
+        """Closed-form baseline: R = (Sigma + eps I)^(-1/2), mu = sample mean, from inputs ``x``."""
+        R, mu = rules.zca_matrix(x, self.config.zca_eps, centring=self.config.centring)
+        self.mu = mu
+        if self.tile is None:
+            self._set_float(R)
+        else:
+            self.scale = float(np.abs(R).max()) / self.config.tile_init_scale
+            self.tile.program((R / self.scale).astype(np.float32))
+
+
+def fold_linear(
+    W: np.ndarray, b: np.ndarray, R: np.ndarray, mu: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold a decorrelating matrix into the forward weights for inference.
+
+    a = W R (x - mu) + b = W_eff x + b_eff with W_eff = W R and b_eff = b - W R mu
+    (arXiv 2407.10780: R is absorbed into the weights after training).
+
+    Returns float32 arrays (W_eff (out, in), b_eff (out,)); products are taken in float64.
+    """
+    WR = np.asarray(W, dtype=np.float64) @ np.asarray(R, dtype=np.float64)
+    b_eff = np.asarray(b, dtype=np.float64) - WR @ np.asarray(mu, dtype=np.float64)
+    return WR.astype(np.float32), b_eff.astype(np.float32)
