@@ -1,0 +1,232 @@
+"""TrainConfig: everything one training run needs, as one frozen, validated, nested dataclass.
+
+Build it from a TOML file (:func:`load_train_config`), from a dict
+(:func:`analogdecor.config.from_dict`) or in Python, and change it with dotted
+overrides (:func:`analogdecor.config.with_overrides`, e.g. ``{"optim.lr": 0.1,
+"decorrelation.enabled": True}``). Settings of the analogue tiles are the device
+preset named by ``device`` plus the dotted overrides in ``tile`` (e.g.
+``{"device.dw_min_std": 0.5, "forward.out_bits": 6}``); :func:`resolve_tile_config`
+applies them and raises a ConfigError naming any unknown path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from analogdecor.config import (
+    check_choice,
+    check_int,
+    check_positive,
+    from_dict,
+    load_toml,
+    with_overrides,
+)
+from analogdecor.crossbar.config import TileConfig
+from analogdecor.decorrelation.config import DecorrelationConfig
+from analogdecor.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_train_config",
+    "resolve_tile_config",
+]
+
+RULE_NAMES = ("bp", "fa", "dfa", "np")
+BACKEND_NAMES = ("float", "numba", "aihwkit")
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "idx", "cifar10", "synthetic")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The MLP: inputs -> hidden... -> classes."""
+
+    hidden: tuple[int, ...] = (100,)
+    """Widths of the hidden layers (empty: a single linear layer)."""
+    activation: Literal["relu", "leaky_relu", "tanh", "sigmoid"] = "leaky_relu"
+    """Hidden activation (the output layer gives logits)."""
+    slope: float = 0.01
+    """Negative slope of leaky_relu."""
+    in_features: int | None = None
+    """Expected input size; None: taken from the data. A mismatch with the data is an error."""
+    out_features: int | None = None
+    """Expected number of classes; None: taken from the data. A mismatch is an error."""
+    weight_scaling: float | None = 0.6
+    """Analogue tiles only: initial weights are scaled so each tile's largest |w| is this value
+    (inside the device range), and a digital output scale undoes the factor. None: no scaling."""
+
+    def __post_init__(self) -> None:
+        for i, w in enumerate(self.hidden):
+            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+                raise ConfigError(f"ModelConfig.hidden[{i}] = {w!r}: widths must be integers >= 1")
+        check_choice(self, "activation", ("relu", "leaky_relu", "tanh", "sigmoid"))
+        check_positive(self, "slope")
+        check_int(self, "in_features", minimum=1, allow_none=True)
+        check_int(self, "out_features", minimum=2, allow_none=True)
+        check_positive(self, "weight_scaling", allow_none=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set (see :func:`analogdecor.data.load_dataset`)."""
+
+    dataset: str = "digits"
+    """digits, mnist, fashion-mnist, idx (any IDX directory), cifar10 or synthetic."""
+    data_dir: str | None = None
+    """Directory of the files (IDX, CIFAR-10 batches); required for idx."""
+    n_train: int | None = None
+    """Use a seeded random subset of this many training samples (None: all)."""
+    n_test: int | None = None
+    """Use a seeded random subset of this many test samples (None: all)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self, "dataset", DATASET_NAMES)
+        if self.dataset == "idx" and not self.data_dir:
+            raise ConfigError("DataConfig.dataset = 'idx' needs DataConfig.data_dir (a directory of IDX files)")
+        check_int(self, "n_train", minimum=1, allow_none=True)
+        check_int(self, "n_test", minimum=1, allow_none=True)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisation: learning rates, batch, epochs, node-perturbation noise."""
+
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    """Optimiser of digital parameters (float weights, biases). Analogue tiles always take
+    SGD-like pulsed updates: a crossbar keeps no per-device optimiser state."""
+    lr: float = 0.05
+    """Learning rate of digital parameters."""
+    analog_lr: float | None = None
+    """Learning rate of the pulsed updates of analogue tiles; None: the same as lr
+    (must be given when optimizer is adam and the backend is analogue)."""
+    batch_size: int = 32
+    """Samples per update (the rule's outer products are averaged over the batch)."""
+    epochs: int = 5
+    """Passes over the training set."""
+    np_sigma: float = 0.05
+    """Node perturbation: std of the noise added to every pre-activation in the noisy pass."""
+    beta1: float = 0.9
+    """Adam's first-moment decay."""
+    beta2: float = 0.9999
+    """Adam's second-moment decay (0.9999 as in the reference experiments)."""
+    eps: float = 1e-8
+    """Adam's epsilon."""
+    eval_batch_size: int = 1000
+    """Batch size of evaluation passes (memory only; results do not depend on it)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self, "optimizer", ("sgd", "adam"))
+        check_positive(self, "lr")
+        check_positive(self, "analog_lr", allow_none=True)
+        check_int(self, "batch_size", minimum=1)
+        check_int(self, "epochs", minimum=1)
+        check_positive(self, "np_sigma")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"OptimConfig.{name} = {value!r}: must lie in [0, 1)")
+        check_positive(self, "eps")
+        check_int(self, "eval_batch_size", minimum=1)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (the file `analogdecor train` reads; every field has a default)."""
+
+    rule: Literal["bp", "fa", "dfa", "np"] = "bp"
+    """Learning rule: bp, fa (feedback alignment), dfa (direct FA) or np (node perturbation)."""
+    backend: Literal["float", "numba", "aihwkit"] = "float"
+    """Where weights live: float (numpy), numba (the crossbar emulator) or aihwkit."""
+    device: str = "ReRamES"
+    """Device preset of analogue tiles (see `analogdecor devices list`); with the float backend it
+    only sets the conductance mapping of the exported maps."""
+    tile: dict[str, Any] = field(default_factory=dict)
+    """Dotted overrides on the preset's TileConfig, e.g. {"device.dw_min_std": 0.5, "mapping.levels": 32}."""
+    decorrelation: DecorrelationConfig = field(default_factory=DecorrelationConfig)
+    """Input decorrelation of every layer (off by default)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    """Seed of weights, tiles, data order and noise (same seed, same run, bit for bit)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self, "rule", RULE_NAMES)
+        check_choice(self, "backend", BACKEND_NAMES)
+        if not isinstance(self.device, str) or not self.device:
+            raise ConfigError(f"TrainConfig.device = {self.device!r}: must be a preset name")
+        if not isinstance(self.tile, dict):
+            raise ConfigError(f"TrainConfig.tile = {self.tile!r}: must be a table of dotted overrides")
+        for key in self.tile:
+            if not isinstance(key, str) or not key:
+                raise ConfigError(f"TrainConfig.tile has key {key!r}: keys are dotted paths such as 'device.dw_min'")
+        check_int(self, "seed", minimum=0)
+        if self.decorrelation.enabled and self.decorrelation.on_tile and self.decorrelation.rule not in ("ahmad", "zca"):
+            raise ConfigError(
+                f"decorrelation.rule = {self.decorrelation.rule!r} cannot run with decorrelation.on_tile = true: "
+                "only 'ahmad' (a pulsed outer product) and 'zca' (programming) can"
+            )
+        if self.optim.optimizer == "adam" and self.backend != "float" and self.optim.analog_lr is None:
+            raise ConfigError(
+                f"optim.optimizer = 'adam' with backend {self.backend!r}: analogue tiles take plain pulsed "
+                "(SGD) updates, so set optim.analog_lr for them (Adam's lr is far too small for SGD)"
+            )
+
+    @property
+    def analog_lr(self) -> float:
+        """The learning rate of pulsed tile updates."""
+        return self.optim.analog_lr if self.optim.analog_lr is not None else self.optim.lr
+
+
+def resolve_tile_config(cfg: TrainConfig) -> TileConfig:
+    """The preset ``cfg.device`` with ``cfg.tile``'s dotted overrides applied.
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset (the message lists the known ones) or an override path
+        that TileConfig does not have (named in the message).
+    """
+    from analogdecor.devices.registry import load_preset
+
+    base = load_preset(cfg.device)
+    if not cfg.tile:
+        return base
+    try:
+        return with_overrides(base, cfg.tile)
+    except ConfigError as exc:
+        raise ConfigError(f"TrainConfig.tile: {exc}") from None
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a TrainConfig from a TOML file and apply dotted ``overrides``.
+
+    A run directory's config.toml (which also holds a ``[resolved_tile]`` table) reads too.
+    """
+    data = load_toml(path)
+    data.pop("resolved_tile", None)
+    try:
+        cfg = from_dict(TrainConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Dotted overrides on a TrainConfig; keys ``tile.<path>`` go into the ``tile`` dict.
+
+    ``{"optim.lr": 0.1, "tile.device.dw_min_std": 0.5}`` sets ``cfg.optim.lr`` and adds
+    ``"device.dw_min_std": 0.5`` to ``cfg.tile``. Values are type-checked; unknown paths
+    are ConfigErrors naming them (tile paths are checked by :func:`resolve_tile_config`).
+    """
+    plain = {k: v for k, v in overrides.items() if not k.startswith("tile.")}
+    tile = {k[len("tile."):]: v for k, v in overrides.items() if k.startswith("tile.")}
+    out = with_overrides(cfg, plain) if plain else cfg
+    if tile:
+        out = with_overrides(out, {"tile": {**out.tile, **tile}})
+    return out
