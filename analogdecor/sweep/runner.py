@@ -1,0 +1,309 @@
+"""Run a sweep on Dask: one task per run, resumable, failures recorded without stopping the rest.
+
+Execution model
+---------------
+* Every planned run whose record (``runs/<id>/result.json``) says ``ok`` is
+  skipped; the others (never run, failed, interrupted) are submitted.
+* Each run is one Dask task, :func:`execute_run`, that trains into
+  ``runs/<id>/`` and writes its record there atomically *before* returning, so
+  a finished run survives a Ctrl-C, a killed client or killed workers.
+  The client also writes records it receives, which covers clusters whose
+  workers do not share the sweep directory's file system.
+* An exception in a run becomes a record with ``status = "failed"``, the
+  message and the traceback; a lost worker (``KilledWorker``) likewise. Failed
+  runs are retried the next time the same command runs.
+* The table and plots are rebuilt from the records at the end (and the table
+  also after an interruption).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from analogdecor.config import to_dict
+from analogdecor.sweep.results import (
+    atomic_write_text,
+    build_table,
+    read_result,
+    summarise_metrics,
+    write_csv,
+    write_result,
+)
+from analogdecor.sweep.spec import PlannedRun, SweepSpec, load_spec, plan_runs
+
+__all__ = ["WORKER_ENV", "SweepReport", "execute_run", "rebuild_table", "run_sweep"]
+
+#: Environment of local workers: one thread each for numba, OpenMP and BLAS, so that
+#: N single-threaded workers share the cores instead of oversubscribing them.
+WORKER_ENV = {
+    "NUMBA_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+
+
+@dataclass
+class SweepReport:
+    """What :func:`run_sweep` did."""
+
+    sweep_dir: Path
+    n_planned: int
+    skipped: list[str] = field(default_factory=list)
+    """Runs finished by an earlier invocation (not run again)."""
+    finished: list[str] = field(default_factory=list)
+    """Runs that completed in this invocation."""
+    failed: list[str] = field(default_factory=list)
+    """Runs that raised (their records hold the error)."""
+    not_run: list[str] = field(default_factory=list)
+    """Runs left pending (max_runs, or an interruption)."""
+    interrupted: bool = False
+    table: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [f"{self.n_planned} runs planned", f"{len(self.skipped)} done earlier (skipped)",
+                 f"{len(self.finished)} finished", f"{len(self.failed)} failed"]
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} not run")
+        return ", ".join(parts) + (" (interrupted)" if self.interrupted else "")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _failure(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return {"status": "failed", "error": f"{type(exc).__name__}: {message}".rstrip(": "),
+            "traceback": tb if tb is not None else "".join(traceback.format_exception(exc))}
+
+
+def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> dict[str, Any]:
+    """Run one planned run (a Dask task) and return its record, already written to disk.
+
+    The run directory is cleared first (it can only hold a failed or
+    interrupted earlier attempt; a run whose ``ok`` record appeared meanwhile
+    is not run again). Exceptions raised by the run are caught and recorded;
+    the task itself only fails if the worker dies.
+    """
+    run_dir = Path(sweep_dir) / "runs" / run.run_id
+    earlier = read_result(run_dir)
+    if earlier is not None and earlier.get("status") == "ok":
+        return earlier  # finished meanwhile (an orphaned attempt on an external cluster)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    record: dict[str, Any] = {
+        "run_id": run.run_id,
+        "attempt": attempt,
+        "overrides": dict(run.overrides),
+        "seed": getattr(run.config, "seed", run.overrides.get("seed")),
+        "started_at": _now(),
+        "host": platform.node(),
+        "pid": os.getpid(),
+    }
+    t0 = time.perf_counter()
+    try:
+        metrics = target.run(run.config, run_dir)
+    except Exception as exc:
+        record.update(_failure(exc))
+        atomic_write_text(run_dir / "error.txt", record["traceback"])
+    else:
+        record.update(status="ok", metrics=metrics, summary=summarise_metrics(metrics),
+                      epochs=max((len(v) for v in metrics.values()), default=0), error="")
+    record["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    record["finished_at"] = _now()
+    _ensure_record(run_dir, record)
+    return record
+
+
+def _start_client(workers: int | None, scheduler: str | None):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler), None
+    n = workers or os.cpu_count() or 1
+    # the nanny's env reaches the worker process before anything imports numba
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           env=dict(WORKER_ENV), silence_logs=40)
+    return Client(cluster), cluster
+
+
+def run_sweep(
+    spec: SweepSpec | str | Path,
+    sweep_dir: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    max_runs: int | None = None,
+    progress: bool = True,
+    plots: bool = True,
+    target: Any | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepReport:
+    """Plan, validate and run a sweep; write its records, table and plots to ``sweep_dir``.
+
+    Parameters
+    ----------
+    spec : SweepSpec or path
+        The spec (or its TOML file). It is validated completely (every run's
+        config built) before anything runs.
+    sweep_dir : path
+        Output folder; re-running with the same folder resumes (finished runs
+        are skipped, failed ones retried).
+    workers : int, optional
+        Worker processes of the local Dask cluster (one thread each); default:
+        all cores. Ignored with ``scheduler``.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``). Its workers
+        need analogdecor installed and, to keep run directories, the sweep
+        directory on a shared file system.
+    max_runs : int, optional
+        Run at most this many of the pending runs now (the rest stay pending
+        for a later invocation).
+    progress : bool
+        Show a progress bar over runs.
+    plots : bool
+        Draw the plots at the end.
+    target : object, optional
+        What runs are (default: training; see :mod:`analogdecor.sweep.target`).
+    on_record : callable, optional
+        Called in the client with each record as it arrives.
+
+    Returns
+    -------
+    SweepReport
+    """
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec)
+    if target is None:
+        from analogdecor.sweep.target import TrainingTarget
+
+        target = TrainingTarget()
+    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 0):
+        from analogdecor.errors import ConfigError
+
+        raise ConfigError(f"max_runs = {max_runs!r}: must be an integer >= 0")
+    planned = plan_runs(spec, target)  # validates everything before anything runs
+    sweep_dir = Path(sweep_dir)
+    runs_dir = sweep_dir / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    _write_plan(sweep_dir, spec, planned)
+
+    report = SweepReport(sweep_dir=sweep_dir, n_planned=len(planned))
+    pending: list[PlannedRun] = []
+    for run in planned:
+        record = read_result(runs_dir / run.run_id)
+        if record is not None and record.get("status") == "ok":
+            report.skipped.append(run.run_id)
+        else:
+            pending.append(run)
+    todo = pending if max_runs is None else pending[:max_runs]
+    report.not_run = [r.run_id for r in pending[len(todo):]]
+    try:
+        if todo:
+            _execute(todo, sweep_dir, workers, scheduler, progress, target, report, on_record)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        done = set(report.finished) | set(report.failed)
+        report.not_run = [r.run_id for r in pending if r.run_id not in done]
+        raise
+    finally:
+        report.table = _write_table(sweep_dir, spec, planned)
+    if plots and not report.interrupted:
+        from analogdecor.sweep.plots import plot_sweep
+
+        report.plots = plot_sweep(sweep_dir, spec, planned)
+    return report
+
+
+def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, scheduler: str | None,
+             progress: bool, target: Any, report: SweepReport,
+             on_record: Callable[[dict[str, Any]], None] | None) -> None:
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    client, cluster = _start_client(workers, scheduler)
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+    futures = {}
+    try:
+        for run in todo:
+            attempt = uuid.uuid4().hex
+            fut = client.submit(execute_run, run, str(sweep_dir.resolve()), attempt, target,
+                                key=f"run-{run.run_id}-{attempt[:8]}", pure=False, retries=0)
+            futures[fut] = (run, attempt)
+        for fut in as_completed(futures):
+            run, attempt = futures[fut]
+            try:
+                record = fut.result()
+            except Exception as exc:  # the task itself failed: a killed worker, a lost connection
+                record = {"run_id": run.run_id, "attempt": attempt, "overrides": dict(run.overrides),
+                          "seed": getattr(run.config, "seed", None), "finished_at": _now(), **_failure(exc)}
+            _ensure_record(sweep_dir / "runs" / run.run_id, record)
+            (report.finished if record["status"] == "ok" else report.failed).append(run.run_id)
+            bar.set_postfix(ok=len(report.finished), failed=len(report.failed), refresh=False)
+            bar.update(1)
+            if on_record is not None:
+                on_record(record)
+    finally:
+        bar.close()
+        for fut in futures:
+            if not fut.done():
+                fut.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _ensure_record(run_dir: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` unless the file already holds it or holds a successful run.
+
+    The client calls this for records its workers may already have written (a
+    shared file system). A finished run's ``ok`` record is final: an orphaned
+    attempt of the same run (still executing on an external cluster after the
+    client that submitted it was interrupted) may not replace it.
+    """
+    on_disk = read_result(run_dir)
+    if on_disk is not None and (
+        on_disk.get("attempt") == record.get("attempt") or on_disk.get("status") == "ok"
+    ):
+        return
+    write_result(run_dir, record)
+
+
+def _write_plan(sweep_dir: Path, spec: SweepSpec, planned: Sequence[PlannedRun]) -> None:
+    plan = {
+        "source": str(spec.source) if spec.source else None,
+        "settings": to_dict(spec.settings),
+        "base": spec.base,
+        "axes": spec.axis_names,
+        "runs": [{"run_id": r.run_id, "overrides": r.overrides, "config": to_dict(r.config)} for r in planned],
+    }
+    atomic_write_text(sweep_dir / "plan.json", json.dumps(plan, indent=1, default=str))
+
+
+def _write_table(sweep_dir: Path, spec: SweepSpec, planned: Sequence[PlannedRun]) -> Path:
+    columns, rows = build_table(((r.run_id, r.overrides) for r in planned), sweep_dir / "runs", spec.axis_names)
+    path = sweep_dir / "results.csv"
+    write_csv(path, columns, rows)
+    return path
+
+
+def rebuild_table(sweep_dir: str | Path, spec: SweepSpec | str | Path, target: Any | None = None) -> Path:
+    """Rebuild ``results.csv`` from the records on disk (e.g. while a sweep still runs elsewhere)."""
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec)
+    return _write_table(Path(sweep_dir), spec, plan_runs(spec, target))
+

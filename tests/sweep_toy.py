@@ -1,0 +1,67 @@
+"""A toy sweep target for the sweep engine's tests: instant "training" with a known result.
+
+It has the same three methods as analogdecor.sweep.target.TrainingTarget, over a
+small config, so specs, resuming and failure handling can be tested without
+depending on training speed. Importable by Dask workers (tests/ is on their path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analogdecor.config import check_int, check_nonneg, from_dict, with_overrides
+from analogdecor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inner:
+    gain: float = 1.0
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    noise: float = 0.0
+    levels: int = 0
+    decor: bool = False
+    inner: Inner = field(default_factory=Inner)
+    fail: bool = False
+    sleep: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_nonneg(self, "noise")
+        check_int(self, "levels", minimum=0)
+        if self.decor and self.levels == 0:
+            raise ConfigError("ToyConfig.decor needs levels > 0")
+
+
+def toy_accuracy(cfg: ToyConfig) -> float:
+    """The toy's known 'final accuracy'."""
+    return 1.0 - 0.3 * cfg.noise + (0.1 if cfg.decor else 0.0) + 0.001 * cfg.levels + 0.01 * cfg.seed
+
+
+class ToyTarget:
+    def base_config(self, table):
+        return from_dict(ToyConfig, table)
+
+    def configure(self, base, overrides):
+        return with_overrides(base, overrides)
+
+    def run(self, cfg, out_dir: Path):
+        if cfg.sleep:
+            time.sleep(cfg.sleep)
+        if cfg.fail:
+            raise RuntimeError(f"toy run asked to fail (noise={cfg.noise})")
+        # a counter outside the sweep directory proves which runs really executed
+        counter = os.environ.get("TOY_COUNTER_DIR")
+        if counter:
+            with open(Path(counter) / f"{os.getpid()}.log", "a") as fh:
+                fh.write(json.dumps({"noise": cfg.noise, "levels": cfg.levels, "decor": cfg.decor,
+                                     "seed": cfg.seed}) + "\n")
+        (out_dir / "model.txt").write_text("trained\n")
+        acc = toy_accuracy(cfg)
+        return {"test_accuracy": [acc - 0.2, acc], "train_loss": [1.0, 1.0 - acc / 2]}
