@@ -1,0 +1,197 @@
+"""Learning rules: BP against torch autograd, FA/DFA structure, NP's gradient estimate, optimisers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analogdecor.decorrelation import DecorrelationConfig
+from analogdecor.errors import ConfigError
+from analogdecor.learning import (
+    SGD,
+    Adam,
+    apply_updates,
+    compute_signals,
+    init_rule_state,
+    softmax_xent,
+)
+from analogdecor.learning.rules import bp_deltas, fa_deltas
+from analogdecor.networks import MLP
+
+torch = pytest.importorskip("torch")
+
+
+def make_net(widths=(6, 8, 7, 4), activation="leaky_relu", decor=True, seed=0, steps=5):
+    """A small float MLP whose R matrices have moved away from the identity."""
+    dcfg = DecorrelationConfig(enabled=True, lr=0.05) if decor else None
+    net = MLP.build(list(widths), activation=activation, decorrelation=dcfg, seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        x = (rng.normal(size=(16, widths[0])) + 0.5).astype(np.float32)
+        caches = net.forward_pass(x, train=True)
+        for layer, c in zip(net.layers, caches, strict=True):
+            if layer.decor is not None:
+                layer.decor.update_mean(c.mu)
+                layer.decor.step(c.x, c.z)
+    return net
+
+
+def torch_grads(net, x, y):
+    """Gradients of the mean cross-entropy w.r.t. every W and b by autograd (mu held constant)."""
+    h = torch.tensor(x, dtype=torch.float64)
+    Ws, bs = [], []
+    for layer in net.layers:
+        W = torch.tensor(layer.tile.read_weights(), dtype=torch.float64, requires_grad=True)
+        b = torch.tensor(layer.bias, dtype=torch.float64, requires_grad=True)
+        Ws.append(W)
+        bs.append(b)
+        if layer.decor is not None:
+            mu = h.mean(dim=0).detach()
+            h = (h - mu) @ torch.tensor(layer.decor.matrix(), dtype=torch.float64).T
+        a = h @ W.T + b
+        if layer.activation == "leaky_relu":
+            h = torch.nn.functional.leaky_relu(a, 0.01)
+        elif layer.activation == "relu":
+            h = torch.relu(a)
+        elif layer.activation == "tanh":
+            h = torch.tanh(a)
+        elif layer.activation == "sigmoid":
+            h = torch.sigmoid(a)
+        else:
+            h = a
+    loss = torch.nn.functional.cross_entropy(h, torch.tensor(y))
+    loss.backward()
+    return [W.grad.numpy() for W in Ws], [b.grad.numpy() for b in bs], float(loss.detach())
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("decor", [False, True])
+def test_bp_gradients_equal_autograd(activation, decor):
+    net = make_net(activation=activation, decor=decor)
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(10, 6)) + 0.5).astype(np.float32)
+    y = rng.integers(0, 4, size=10)
+    res = compute_signals("bp", net, x, y, init_rule_state("bp", net))
+    gW, gb, loss = torch_grads(net, x, y)
+    assert res.loss.mean() == pytest.approx(loss, rel=1e-5)
+    for (z, delta), tW, tb in zip(res.signals, gW, gb, strict=True):
+        np.testing.assert_allclose(delta.T.astype(np.float64) @ z / len(x), tW, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(delta.mean(axis=0), tb, rtol=1e-4, atol=1e-6)
+
+
+def test_softmax_xent_equals_torch():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(5, 3)).astype(np.float32) * 4
+    y = np.array([0, 2, 1, 1, 0])
+    loss, err = softmax_xent(logits, y)
+    t = torch.tensor(logits.astype(np.float64), requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(t, torch.tensor(y), reduction="sum")
+    tl.backward()
+    tl = tl.detach()
+    assert loss.sum() == pytest.approx(float(tl), rel=1e-9)
+    np.testing.assert_allclose(err, t.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_fa_with_feedback_equal_to_the_weights_is_bp_and_otherwise_differs():
+    net = make_net()
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(8, 6)) + 0.5).astype(np.float32)
+    y = rng.integers(0, 4, size=8)
+    caches = net.forward_pass(x, train=True)
+    _, e = softmax_xent(caches[-1].h, y)
+    bp = bp_deltas(net, caches, e)
+    same = fa_deltas(net, caches, e, [layer.tile.read_weights() for layer in net.layers])
+    for a, b in zip(bp, same, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    state = init_rule_state("fa", net, seed=0)
+    assert [B.shape for B in state["feedback"]] == [(layer.out_size, layer.in_size) for layer in net.layers]
+    fa = fa_deltas(net, caches, e, state["feedback"])
+    assert not np.allclose(fa[0], bp[0])
+    np.testing.assert_array_equal(fa[-1], bp[-1])  # the output error is the same
+
+
+def test_dfa_projects_the_output_error_directly():
+    net = make_net(decor=False)
+    state = init_rule_state("dfa", net, seed=4)
+    assert [B.shape for B in state["feedback"]] == [(8, 4), (7, 4)]
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=5)
+    res = compute_signals("dfa", net, x, y, state)
+    _, e = softmax_xent(res.logits, y)
+    for i in range(2):
+        fprime = np.where(res.caches[i].a > 0, 1.0, 0.01)
+        np.testing.assert_allclose(res.signals[i][1], fprime * (e @ state["feedback"][i].T), rtol=1e-6)
+    np.testing.assert_allclose(res.signals[-1][1], e, rtol=1e-7)
+
+
+def _np_gradient(net, x, y, sigma, repeats, rng):
+    """NP estimate of dL/dW (first layer) averaged over ``repeats`` independent perturbations."""
+    total = 0.0
+    for _ in range(repeats):
+        res = compute_signals("np", net, x, y, {}, sigma=sigma, rng=rng)
+        z, delta = res.signals[0]
+        total = total + delta.T.astype(np.float64) @ z / len(x)
+    return total / repeats
+
+
+def test_np_estimate_aligns_with_the_true_gradient_and_improves_with_samples():
+    net = make_net(widths=(6, 10, 4), decor=True)
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(32, 6)) + 0.5).astype(np.float32)
+    y = rng.integers(0, 4, size=32)
+    true = compute_signals("bp", net, x, y, {})
+    z, delta = true.signals[0]
+    g_true = (delta.T.astype(np.float64) @ z / len(x)).ravel()
+
+    def cosine(repeats, seed):
+        g = _np_gradient(net, x, y, 1e-2, repeats, np.random.default_rng(seed)).ravel()
+        return g @ g_true / (np.linalg.norm(g) * np.linalg.norm(g_true))
+
+    few = np.mean([cosine(2, s) for s in range(5)])
+    many = np.mean([cosine(200, s) for s in range(5)])
+    assert few > 0.1
+    assert many > 0.9
+    assert many > few + 0.2
+
+
+def test_np_needs_a_generator_and_a_positive_sigma():
+    net = make_net(decor=False)
+    x = np.zeros((2, 6), np.float32)
+    y = np.array([0, 1])
+    with pytest.raises(ConfigError, match="rng"):
+        compute_signals("np", net, x, y, {})
+    with pytest.raises(ConfigError, match="sigma"):
+        compute_signals("np", net, x, y, {}, sigma=0.0, rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="rule"):
+        compute_signals("hebb", net, x, y, {})
+
+
+def test_apply_updates_sgd_is_the_outer_product_step():
+    net = make_net(decor=False)
+    before = [layer.tile.read_weights().astype(np.float64) for layer in net.layers]
+    biases = [layer.bias.astype(np.float64) for layer in net.layers]
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(7, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=7)
+    res = compute_signals("bp", net, x, y, {})
+    apply_updates(net, res, SGD(0.1), analog_lr=0.1)
+    for layer, W0, b0, (z, delta) in zip(net.layers, before, biases, res.signals, strict=True):
+        expected = W0.copy()
+        for n in range(len(x)):  # loop over samples: W -= lr/B * delta_n z_n^T
+            expected -= 0.1 / len(x) * np.outer(delta[n], z[n])
+        np.testing.assert_allclose(layer.tile.read_weights(), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.bias, b0 - 0.1 * delta.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_adam_matches_the_formula():
+    p = np.array([1.0, -2.0], dtype=np.float32)
+    opt = Adam(0.01, 0.9, 0.999, 1e-8)
+    m = v = np.zeros(2)
+    ref = p.astype(np.float64).copy()
+    for t, g in enumerate([np.array([0.5, -1.0]), np.array([0.1, 0.3]), np.array([-0.2, 0.2])], start=1):
+        opt.step("p", p, g)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref -= 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    np.testing.assert_allclose(p, ref, rtol=1e-6)
