@@ -67,9 +67,9 @@ class DeviceConfig:
     gamma_down: float = 0.0
     """LinearStep: relative slope of the down step. ExpStep: exponent of the down response."""
     gamma_up_dtod: float = 0.05
-    """Device-to-device relative spread of gamma_up (LinearStep)."""
+    """LinearStep: device-to-device spread of gamma_up, absolute (gamma_ij = |gamma_up + gamma_up_dtod xi|)."""
     gamma_down_dtod: float = 0.05
-    """Device-to-device relative spread of gamma_down (LinearStep)."""
+    """LinearStep: device-to-device spread of gamma_down, absolute."""
     mult_noise: bool = True
     """LinearStep/SoftBounds: cycle noise multiplies the whole step (True) or only the constant part (False, "additive")."""
     mean_bound_reference: bool = True
@@ -84,6 +84,11 @@ class DeviceConfig:
     """ExpStep: y_up = max(1 - A_up exp(gamma_up z), 0)."""
     A_down: float = 0.36833
     """ExpStep: y_down = max(1 - A_down exp(-gamma_down z), 0)."""
+    dw_min_std_add: float = 0.0
+    """ExpStep: when this or dw_min_std_slope is > 0, the cycle noise of a step dw is additive with
+    std dw_min_std (dw_min_std_add + |dw| + dw_min_std_slope |w|) (aihwkit's PCM noise model)."""
+    dw_min_std_slope: float = 0.0
+    """ExpStep: weight-dependent part of the additive cycle noise (see dw_min_std_add)."""
 
     # ---- PowStep ---------------------------------------------------------------------
     pow_gamma: float = 1.0
@@ -112,7 +117,7 @@ class DeviceConfig:
         for name in (
             "dw_min_dtod", "dw_min_std", "up_down_dtod", "w_min_dtod", "w_max_dtod",
             "gamma_up_dtod", "gamma_down_dtod", "pow_gamma_dtod", "pow_up_down_dtod",
-            "write_noise_std", "prog_noise_std",
+            "write_noise_std", "prog_noise_std", "dw_min_std_add", "dw_min_std_slope",
         ):  # fmt: skip
             check_nonneg(self, name)
         for name in ("up_down", "w_min", "w_max", "gamma_up", "gamma_down", "a", "b", "A_up", "A_down",

@@ -1,0 +1,160 @@
+"""Analogue matrix-vector reads with periphery: noise management, DAC, noise, ADC, bound management.
+
+The pipeline for one input vector x (aihwkit ``IOParameters`` semantics, see
+../shared/notes/aihwkit-semantics.md, "Forward / backward periphery"):
+
+1. noise management: alpha = max_j |x_j| (1 without it); v = x / (alpha s), where
+   s = 2**k is the bound-management factor of pass k;
+2. DAC: v = clip(rint(v / s_in) s_in, -inp_bound, inp_bound) + inp_noise inp_bound xi;
+3. y = W v (float32 BLAS), plus weight read noise: additive
+   w_noise ||v|| xi, or PCM-like w_noise sqrt(sum_j |w_ij| v_j^2) xi;
+4. per output: y += out_noise xi; y = clip(rint(y / s_out) s_out, -out_bound, out_bound);
+5. bound management: if some |y_i| reached out_bound, redo the read of that
+   vector with s doubled (at most ``max_bm_passes`` reads);
+6. y <- y alpha s.
+
+The matrix product runs in NumPy (BLAS, float32); the element-wise periphery of
+steps 1-2 and 4-6 runs in two parallel numba kernels, one stream per row. Only
+the saturated rows are read again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from analogdecor._numba import njit_parallel
+from analogdecor.crossbar._rng import normal, stream
+from analogdecor.crossbar.config import IOConfig
+
+
+@njit_parallel
+def _dac_kernel(x, pass_scale, noise_mgmt, inp_step, inp_bound, inp_noise, seed, v, alpha):
+    """Steps 1-2 for each row of ``x`` (B, n) float32 into ``v`` (B, n) float32 and ``alpha`` (B,).
+
+    ``alpha[b]`` receives the factor that multiplies the row's output back
+    (max |x| times the bound-management factor); a zero row gets alpha 0 under
+    noise management (its output is exactly 0).
+    """
+    n_rows, n = x.shape
+    for b in prange(n_rows):
+        a = 1.0
+        if noise_mgmt:
+            a = 0.0
+            for j in range(n):
+                t = abs(np.float64(x[b, j]))
+                if t > a:
+                    a = t
+            if a == 0.0:
+                for j in range(n):
+                    v[b, j] = 0.0
+                alpha[b] = 0.0
+                continue
+        a = a * pass_scale
+        st = stream(seed, b)
+        for j in range(n):
+            t = np.float64(x[b, j]) / a
+            if inp_step > 0.0:
+                t = np.rint(t / inp_step) * inp_step
+            if t > inp_bound:
+                t = inp_bound
+            elif t < -inp_bound:
+                t = -inp_bound
+            if inp_noise > 0.0:
+                t = t + inp_noise * inp_bound * normal(st)
+            v[b, j] = t
+        alpha[b] = a
+
+
+@njit_parallel
+def _adc_kernel(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturated):
+    """Steps 4 and 6 in place on ``y`` (B, m) float32; ``saturated[b]`` flags rows that hit the bound.
+
+    ``wn_var`` holds the variance of the weight read noise, shape (B, m), (B, 1)
+    or (1, 1) (broadcast); it is added to out_noise**2.
+    """
+    n_rows, m = y.shape
+    row_stride = 1 if wn_var.shape[0] > 1 else 0
+    col_stride = 1 if wn_var.shape[1] > 1 else 0
+    for b in prange(n_rows):
+        st = stream(seed, b)
+        hit = False
+        rb = b * row_stride
+        for i in range(m):
+            t = np.float64(y[b, i])
+            var = out_noise * out_noise + wn_var[rb, i * col_stride]
+            if var > 0.0:
+                t = t + np.sqrt(var) * normal(st)
+            if out_step > 0.0:
+                t = np.rint(t / out_step) * out_step
+            if t >= out_bound:
+                t = out_bound
+                hit = True
+            elif t <= -out_bound:
+                t = -out_bound
+                hit = True
+            y[b, i] = t * alpha[b]
+        saturated[b] = hit
+
+
+_NO_WNOISE = np.zeros((1, 1))
+
+
+def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, np.uint64], abs_mat):
+    """One read of every row of ``x`` through ``y = v @ mat``; returns (y, saturated)."""
+    n_rows = x.shape[0]
+    v = np.empty_like(x)
+    alpha = np.empty(n_rows)
+    _dac_kernel(x, pass_scale, io.noise_management == "abs_max", io.inp_step, io.inp_bound,
+                io.inp_noise, seeds[0], v, alpha)  # fmt: skip
+    y = v @ mat
+    if io.w_noise > 0.0:
+        if io.w_noise_type == "pcm":
+            wn_var = (io.w_noise**2) * ((v * v) @ abs_mat).astype(np.float64)
+        else:
+            wn_var = (io.w_noise**2) * np.sum(v.astype(np.float64) ** 2, axis=1, keepdims=True)
+    else:
+        wn_var = _NO_WNOISE
+    saturated = np.empty(n_rows, np.bool_)
+    _adc_kernel(y, alpha, wn_var, io.out_noise, io.out_step, io.out_bound, seeds[1], saturated)
+    return y, saturated
+
+
+def analog_read(mat: np.ndarray, x: np.ndarray, io: IOConfig, rng: np.random.Generator) -> np.ndarray:
+    """``x @ mat`` through the periphery ``io`` (one analogue read per row of ``x``).
+
+    Parameters
+    ----------
+    mat
+        (n, m) float32: ``W.T`` for a forward read, ``W`` for a backward read.
+    x
+        (B, n) float32, C-contiguous, finite (the caller validates).
+    io
+        Periphery of this read direction.
+    rng
+        Cycle-noise generator; each pass draws two 64-bit kernel seeds from it.
+
+    Returns
+    -------
+    (B, m) float32.
+    """
+    if io.is_perfect:
+        return x @ mat
+    abs_mat = np.abs(mat) if (io.w_noise > 0.0 and io.w_noise_type == "pcm") else None
+    seeds = _draw_seeds(rng)
+    y, saturated = _one_pass(mat, x, io, 1.0, seeds, abs_mat)
+    if io.bound_management == "iterative" and io.max_bm_passes > 1 and saturated.any():
+        rows = np.flatnonzero(saturated)
+        for k in range(1, io.max_bm_passes):
+            seeds = _draw_seeds(rng)
+            y_sub, sat_sub = _one_pass(mat, np.ascontiguousarray(x[rows]), io, 2.0**k, seeds, abs_mat)
+            y[rows] = y_sub
+            rows = rows[sat_sub]
+            if rows.size == 0:
+                break
+    return y
+
+
+def _draw_seeds(rng: np.random.Generator) -> tuple[np.uint64, np.uint64]:
+    s = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+    return s[0], s[1]

@@ -1,0 +1,375 @@
+"""The emulated crossbar tile: weights stored as device states, read and updated like hardware.
+
+:class:`Tile` is a thin stateful wrapper around the pure kernels of
+:mod:`analogdecor.crossbar._forward` (reads with periphery),
+:mod:`analogdecor.crossbar._update` (parallel pulsed update) and the device
+draws of :mod:`analogdecor.devices.arrays`. All its state is plain NumPy arrays
+(see :meth:`Tile.state_dict`). Semantics follow IBM aihwkit's analogue tiles
+(Gokmen & Vlasov, Front. Neurosci. 10:333, 2016; Rasch et al., AICAS 2021);
+../shared/notes/aihwkit-semantics.md lists the equations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from analogdecor.config import from_dict, to_dict
+from analogdecor.crossbar import _update
+from analogdecor.crossbar._forward import analog_read
+from analogdecor.crossbar.config import TileConfig
+from analogdecor.crossbar.mapping import conductances_to_weights, level_step, weights_to_conductances
+from analogdecor.devices.arrays import ALIVE, MODEL_CODES, DeviceArrays, draw_device_arrays
+from analogdecor.errors import ConfigError, ShapeError
+
+__all__ = ["Tile"]
+
+
+def _check_size(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ConfigError(f"{name} = {value!r}: must be an integer >= 1")
+    return int(value)
+
+
+def _check_seed(name: str, value, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ConfigError(f"{name} = {value!r}: must be an integer >= 0")
+    return int(value)
+
+
+def _as_batch(name: str, arr, width: int, width_name: str) -> np.ndarray:
+    """``arr`` as a C-contiguous float32 (B, width) array; raise ShapeError/ValueError naming ``name``."""
+    a = np.asarray(arr)
+    if a.ndim != 2 or a.shape[1] != width:
+        raise ShapeError(f"{name} has shape {a.shape}; expected (batch, {width}) with {width} = {width_name}")
+    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ShapeError(f"{name} has dtype {a.dtype}; expected real numbers")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        bad = int(np.size(a) - np.isfinite(a).sum())
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf, possibly after float32 cast)")
+    return a
+
+
+def _encode_rng(rng: np.random.Generator) -> np.ndarray:
+    st = rng.bit_generator.state
+    if st["bit_generator"] != "PCG64":  # pragma: no cover - we only build PCG64
+        raise ValueError(f"cannot encode {st['bit_generator']} state")
+    mask = (1 << 64) - 1
+    s, inc = st["state"]["state"], st["state"]["inc"]
+    return np.array([s >> 64, s & mask, inc >> 64, inc & mask, st["has_uint32"], st["uinteger"]], np.uint64)
+
+
+def _decode_rng(words: np.ndarray) -> np.random.Generator:
+    w = [int(v) for v in np.asarray(words, np.uint64)]
+    if len(w) != 6:
+        raise ValueError(f"rng state must have 6 words, got {len(w)}")
+    bg = np.random.PCG64()
+    bg.state = {"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+                "has_uint32": w[4], "uinteger": w[5]}  # fmt: skip
+    return np.random.Generator(bg)
+
+
+class Tile:
+    """An emulated analogue crossbar holding an ``(out_size, in_size)`` weight matrix.
+
+    Parameters
+    ----------
+    out_size, in_size
+        Rows (outputs) and columns (inputs) of the weight matrix.
+    config
+        Device model, periphery per read direction, update and mapping settings.
+    seed
+        Seed of all randomness. ``SeedSequence(seed).spawn(2)`` gives one
+        generator for the device-to-device draws and one for cycle noise (reads,
+        pulses, programming).
+    device_seed
+        If given, the device-to-device draws come from it instead, so the same
+        chip can be run with different noise seeds.
+
+    Notes
+    -----
+    Weights are in normalised weight units (those of ``config.device``); the
+    physical view is :meth:`conductances` (differential pair, uS). The tile keeps
+    a hidden weight per device and an apparent weight that reads see (hidden
+    weight plus write noise, redrawn each time a device is written; equal to the
+    hidden weight without write noise). Same seed, same calls -> the same results
+    bit for bit, whatever the number of threads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from analogdecor.crossbar import Tile, TileConfig
+    >>> tile = Tile(3, 4, TileConfig.ideal(), seed=0)
+    >>> tile.set_weights(np.full((3, 4), 0.5, np.float32))
+    >>> tile.forward(np.ones((2, 4), np.float32))
+    array([[2., 2., 2.],
+           [2., 2., 2.]], dtype=float32)
+    """
+
+    def __init__(self, out_size: int, in_size: int, config: TileConfig | None = None, *,
+                 seed: int = 0, device_seed: int | None = None) -> None:  # fmt: skip
+        self.out_size = _check_size("out_size", out_size)
+        self.in_size = _check_size("in_size", in_size)
+        if config is None:
+            config = TileConfig()
+        if not isinstance(config, TileConfig):
+            raise ConfigError(f"config must be a TileConfig, got {type(config).__name__}")
+        self.config = config
+        self.seed = _check_seed("seed", seed)
+        self.device_seed = _check_seed("device_seed", device_seed, allow_none=True)
+        dev_ss, cyc_ss = np.random.SeedSequence(self.seed).spawn(2)
+        if self.device_seed is not None:
+            dev_ss = np.random.SeedSequence(self.device_seed).spawn(1)[0]
+        self._rng = np.random.Generator(np.random.PCG64(cyc_ss))
+        dev = config.device
+        limit = config.mapping.w_scale
+        self._dev, w0 = draw_device_arrays(dev, (self.out_size, self.in_size),
+                                           np.random.Generator(np.random.PCG64(dev_ss)), limit)  # fmt: skip
+        if limit is None:
+            limit = float(max(np.abs(self._dev.b_min).max(), np.abs(self._dev.b_max).max()))
+            if limit == 0.0:
+                limit = dev.w_abs_max
+        self.w_scale = float(limit)
+        """Weight that maps onto g_max - g_min: ``mapping.w_scale``, or the largest |bound| of the devices."""
+        self._level_step = level_step(self.w_scale, config.mapping.levels)
+        self._w = self._snap(w0)
+        self._w_read = self._w.copy()
+        self._alive = self._dev.fault == ALIVE
+
+    # ------------------------------------------------------------------ reads
+    def forward(self, x) -> np.ndarray:
+        """Analogue forward read ``y = W x`` per row of ``x`` (B, in_size) through ``config.forward``.
+
+        Returns (B, out_size) float32. With a perfect periphery this is exactly
+        ``x.astype(float32) @ W.T``.
+        """
+        x = _as_batch("x", x, self.in_size, "in_size")
+        return analog_read(self._w_read.T, x, self.config.forward, self._rng)
+
+    def backward(self, d) -> np.ndarray:
+        """Transposed read ``W^T d`` per row of ``d`` (B, out_size) through ``config.backward``."""
+        d = _as_batch("d", d, self.out_size, "out_size")
+        return analog_read(self._w_read, d, self.config.backward, self._rng)
+
+    # ------------------------------------------------------------------ update
+    def update(self, x, d, lr: float) -> None:
+        """Apply ``W <- W - lr * sum_n d_n x_n^T`` as the hardware would.
+
+        Parameters
+        ----------
+        x
+            (B, in_size) inputs of the layer (the column lines).
+        d
+            (B, out_size) errors (the row lines). Divide by B beforehand for a
+            batch mean.
+        lr
+            Learning rate (finite; may be negative).
+
+        Notes
+        -----
+        Stochastic or deterministic pulse trains are applied sample by sample
+        (:mod:`analogdecor.crossbar._update`). With ``update.pulse_type = "none"``
+        or an ``ideal`` device, the exact float32 update
+        ``W - float32(lr) * (d.T @ x)`` is applied at once and clipped to the
+        device bounds (float SGD semantics).
+        """
+        x = _as_batch("x", x, self.in_size, "in_size")
+        d = _as_batch("d", d, self.out_size, "out_size")
+        if x.shape[0] != d.shape[0]:
+            raise ShapeError(f"x has {x.shape[0]} rows but d has {d.shape[0]}; they must match (batch size)")
+        if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer) or not math.isfinite(lr):
+            raise ValueError(f"lr = {lr!r}: must be a finite number")
+        lr = float(lr)
+        if lr == 0.0 or x.shape[0] == 0:
+            return
+        cfg = self.config
+        dev = cfg.device
+        if cfg.update.pulse_type == "none" or dev.model == "ideal":
+            self._float_update(x, d, lr)
+            return
+        bl, scale_x, scale_d = _update.pulse_management(
+            x, d, lr, dev.dw_min, cfg.update.desired_bl, cfg.update.update_management,
+            cfg.update.update_bl_management)  # fmt: skip
+        if not bl.any():
+            return
+        deterministic = cfg.update.pulse_type == "deterministic"
+        seeds = self._rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+        max_bl = int(bl.max())
+        if deterministic:
+            xidx = np.zeros((1, 1, 1), np.int32)
+            xcnt = np.zeros((1, 1), np.int32)
+        else:
+            xidx = np.empty((x.shape[0], max_bl, self.in_size), np.int32)
+            xcnt = np.zeros((x.shape[0], max_bl), np.int32)
+            _update._x_lines(x, bl, scale_x, seeds[0], xidx, xcnt)
+        a = self._dev
+        _update._pulse_rows(
+            self._w, self._w_read, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d, deterministic,
+            xidx, xcnt, seeds[1], MODEL_CODES[dev.model], a.scale_up, a.scale_down, a.shape_up, a.shape_down,
+            a.b_min, a.b_max, a.fault, float(dev.dw_min_std), bool(dev.mult_noise),
+            float(dev.a), float(dev.b), float(dev.gamma_up), float(dev.gamma_down), float(dev.A_up),
+            float(dev.A_down), float(dev.dw_min_std_add), float(dev.dw_min_std_slope),
+            float(dev.write_noise_std * dev.dw_min), float(self._level_step),
+        )  # fmt: skip
+
+    def _float_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
+        new = self._w - np.float32(lr) * (d.T @ x)
+        new = self._snap(np.clip(new, self._dev.b_min, self._dev.b_max))
+        new = np.where(self._alive, new, self._w)
+        if not np.isfinite(new).all():  # overflow of float32 (huge lr or inputs)
+            raise ValueError("update produced non-finite weights (float32 overflow); reduce lr or the inputs")
+        written = new != self._w
+        self._w = new
+        self._refresh_read(written)
+
+    # ------------------------------------------------------------------ writes
+    def set_weights(self, weights) -> None:
+        """Write ``weights`` (out_size, in_size) exactly: clipped to each device's bounds, no noise.
+
+        Stuck and dead devices keep their values; conductance levels apply.
+        """
+        w = self._check_matrix("weights", weights)
+        w = self._snap(np.clip(w, self._dev.b_min, self._dev.b_max))
+        self._w = np.where(self._alive, w, self._w).astype(np.float32)
+        self._w_read = self._w.copy()
+
+    def program(self, weights) -> None:
+        """Write ``weights`` with programming noise (``device.prog_noise_std``) and write noise.
+
+        Each alive device gets ``w + prog_noise_std * w_abs_max * xi``, clipped to
+        its bounds and snapped to the conductance levels; its apparent weight gets
+        fresh write noise (``write_noise_std * dw_min``).
+        """
+        w = self._check_matrix("weights", weights).astype(np.float64)
+        dev = self.config.device
+        if dev.prog_noise_std > 0:
+            w = w + dev.prog_noise_std * dev.w_abs_max * self._rng.standard_normal(w.shape)
+        w = self._snap(np.clip(w.astype(np.float32), self._dev.b_min, self._dev.b_max))
+        self._w = np.where(self._alive, w, self._w).astype(np.float32)
+        self._refresh_read(self._alive)
+
+    def _refresh_read(self, written: np.ndarray) -> None:
+        dev = self.config.device
+        if dev.write_noise_std > 0 and dev.model != "ideal":
+            noise = (dev.write_noise_std * dev.dw_min) * self._rng.standard_normal(self._w.shape)
+            fresh = (self._w + noise).astype(np.float32)
+            self._w_read = np.where(written, fresh, self._w_read)
+            self._w_read[~self._alive] = self._w[~self._alive]
+        else:
+            self._w_read = self._w.copy()
+
+    def _snap(self, w: np.ndarray) -> np.ndarray:
+        w = np.asarray(w, np.float32)
+        if self._level_step <= 0:
+            return w
+        step = self._level_step
+        q = np.rint(w.astype(np.float64) / step) * step
+        q = np.where(q > self._dev.b_max, q - step, q)
+        q = np.where(q < self._dev.b_min, q + step, q)
+        ok = (q <= self._dev.b_max) & (q >= self._dev.b_min)
+        return np.where(ok, q, w).astype(np.float32)
+
+    def _check_matrix(self, name: str, weights) -> np.ndarray:
+        w = np.asarray(weights)
+        if w.shape != (self.out_size, self.in_size):
+            raise ShapeError(f"{name} has shape {w.shape}; expected (out_size, in_size) = "
+                             f"({self.out_size}, {self.in_size})")  # fmt: skip
+        w = np.asarray(w, np.float32)
+        if not np.isfinite(w).all():
+            raise ValueError(f"{name} contains NaN or inf; refusing to write it into the conductances")
+        return w
+
+    # ------------------------------------------------------------------ views
+    def read_weights(self) -> np.ndarray:
+        """The weights a read sees (hidden weight + write noise), (out_size, in_size) float32 copy."""
+        return self._w_read.copy()
+
+    def hidden_weights(self) -> np.ndarray:
+        """The devices' hidden weights (without write noise), float32 copy."""
+        return self._w.copy()
+
+    def conductances(self) -> tuple[np.ndarray, np.ndarray]:
+        """(G+, G-) in microsiemens of the weights a read sees (mapping of ``config.mapping``).
+
+        Dead devices read G+ = G- = g_min. ``conductances_to_weights(G+, G-, g_min,
+        g_max, tile.w_scale)`` gives back :meth:`read_weights` (to float rounding).
+        """
+        m = self.config.mapping
+        w = np.clip(self._w_read.astype(np.float64), -self.w_scale, self.w_scale)
+        return weights_to_conductances(w, m.g_min, m.g_max, self.w_scale)
+
+    def weights_from_conductances(self, g_plus, g_minus) -> np.ndarray:
+        """Weights of a conductance pair under this tile's mapping (inverse of :meth:`conductances`)."""
+        m = self.config.mapping
+        return conductances_to_weights(g_plus, g_minus, m.g_min, m.g_max, self.w_scale).astype(np.float32)
+
+    @property
+    def device_arrays(self) -> DeviceArrays:
+        """The hidden per-device parameters (bounds, step sizes, faults); read-only by convention."""
+        return self._dev
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """All state as plain NumPy arrays and scalars (restores bit for bit with :meth:`load_state_dict`)."""
+        out = {
+            "out_size": np.int64(self.out_size),
+            "in_size": np.int64(self.in_size),
+            "config_json": np.str_(json.dumps(to_dict(self.config), sort_keys=True)),
+            "seed": np.int64(self.seed),
+            "device_seed": np.int64(-1 if self.device_seed is None else self.device_seed),
+            "w_scale": np.float64(self.w_scale),
+            "w": self._w.copy(),
+            "w_read": self._w_read.copy(),
+            "rng_state": _encode_rng(self._rng),
+        }
+        for name, arr in self._dev.as_dict().items():
+            out[f"device.{name}"] = arr.copy()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the state saved by :meth:`state_dict` (same shape required)."""
+        shape = (self.out_size, self.in_size)
+        missing = [k for k in ("w", "w_read", "rng_state", "w_scale") if k not in state]
+        missing += [f"device.{n}" for n in DeviceArrays.names() if f"device.{n}" not in state]
+        if missing:
+            raise ConfigError(f"state dict lacks {', '.join(missing)}")
+        arrays = {}
+        for key in ("w", "w_read", *[f"device.{n}" for n in DeviceArrays.names()]):
+            arr = np.asarray(state[key])
+            if arr.shape != shape:
+                raise ShapeError(f"state[{key!r}] has shape {arr.shape}; this tile is {shape}")
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"state[{key!r}] contains NaN or inf")
+            arrays[key] = arr
+        if "config_json" in state:
+            saved = json.loads(str(state["config_json"]))
+            if saved != to_dict(self.config):
+                self.config = from_dict(TileConfig, saved)
+        self._w = np.array(arrays["w"], np.float32)
+        self._w_read = np.array(arrays["w_read"], np.float32)
+        self._dev = DeviceArrays(**{n: np.array(arrays[f"device.{n}"], np.uint8 if n == "fault" else np.float32)
+                                    for n in DeviceArrays.names()})  # fmt: skip
+        self._alive = self._dev.fault == ALIVE
+        self.w_scale = float(state["w_scale"])
+        self._level_step = level_step(self.w_scale, self.config.mapping.levels)
+        self._rng = _decode_rng(state["rng_state"])
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> Tile:
+        """A new tile rebuilt from :meth:`state_dict` output (config included)."""
+        config = from_dict(TileConfig, json.loads(str(state["config_json"])))
+        seed = int(state.get("seed", 0))
+        dseed = int(state.get("device_seed", -1))
+        tile = cls(int(state["out_size"]), int(state["in_size"]), config, seed=seed,
+                   device_seed=None if dseed < 0 else dseed)  # fmt: skip
+        tile.load_state_dict(state)
+        return tile
+
+    def __repr__(self) -> str:
+        return (f"Tile({self.out_size}, {self.in_size}, model={self.config.device.model!r}, "
+                f"pulse_type={self.config.update.pulse_type!r}, seed={self.seed})")  # fmt: skip
