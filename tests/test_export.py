@@ -159,7 +159,7 @@ def test_npz_missing_layer_array(tmp_path):
     with zipfile.ZipFile(path, "w") as zout:
         for n, b in entries.items():
             zout.writestr(n, b)
-    with pytest.raises(ExportFormatError, match="layers.1.W"):
+    with pytest.raises(ExportFormatError, match=r"layers\.1\.W"):
         read_export(path)
 
 
@@ -207,7 +207,7 @@ def test_csv_missing_manifest_or_layer_file(tmp_path):
     with pytest.raises(ExportFormatError, match="not valid JSON"):
         read_export(folder)
     (folder / "manifest.json").unlink()
-    with pytest.raises(ExportFormatError, match="manifest.json is missing"):
+    with pytest.raises(ExportFormatError, match=r"manifest\.json is missing"):
         read_export(folder, "csv")
 
 

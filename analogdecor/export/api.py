@@ -129,14 +129,31 @@ def import_network(path: str | Path, fmt: str | None = None, *, network: Any = N
         The export file (npz, h5) or CSV folder.
     network : object, optional
         A network of the right architecture to load into; by default one is built
-        from the export's ``run_config`` with :func:`analogdecor.training.build_network`.
+        from the export's ``run_config`` (a TrainConfig), the tiles' TileConfig and
+        the layer shapes with :func:`analogdecor.training.build_network`.
     """
     exp = read_export(path, fmt)
     if network is None:
-        run_cfg = exp.meta.get("run_config")
-        if not isinstance(run_cfg, dict):
-            raise ExportFormatError(f"{path}: the export has no run_config; pass network= to load into")
-        from analogdecor.training import build_network, config_from_dict
-
-        network = build_network(config_from_dict(run_cfg))
+        network = _build_from_export(exp, path)
     return load_into(network, exp)
+
+
+def _build_from_export(exp: ConductanceExport, path: str | Path) -> Any:
+    """The untrained network of the export's run_config, tile config and layer shapes."""
+    from analogdecor.config import from_dict
+    from analogdecor.crossbar.config import TileConfig
+    from analogdecor.errors import ConfigError
+    from analogdecor.training import TrainConfig, build_network
+
+    run_cfg = exp.meta.get("run_config")
+    if not isinstance(run_cfg, dict):
+        raise ExportFormatError(f"{path}: the export has no run_config; pass network= to load into")
+    weights = [rec for rec in exp.layers if rec.kind == "weight"]
+    if not weights:
+        raise ExportFormatError(f"{path}: the export has no weight layers")
+    try:
+        cfg = from_dict(TrainConfig, run_cfg)
+        tile_cfg = from_dict(TileConfig, weights[0].tile_config)
+    except ConfigError as exc:
+        raise ExportFormatError(f"{path}: run_config or tile_config cannot be read ({exc})") from None
+    return build_network(cfg, tile_cfg, weights[0].shape[1], weights[-1].shape[0])

@@ -68,7 +68,9 @@ class LayerRecord:
 
     def weights(self) -> np.ndarray:
         """Weights recovered through the mapping (float64)."""
-        return (self.g_plus - self.g_minus) / (self.g_max - self.g_min) * self.w_scale
+        from analogdecor.crossbar.mapping import conductances_to_weights
+
+        return conductances_to_weights(self.g_plus, self.g_minus, self.g_min, self.g_max, self.w_scale)
 
     def meta(self) -> dict[str, Any]:
         """Plain-JSON metadata of the layer (no arrays)."""

@@ -1,0 +1,403 @@
+"""Accuracy of a trained network after programming it onto devices, as a function of time.
+
+For every analogue tile of the network (weight tiles and decorrelation tiles):
+
+1. target conductances (G+, G-) from the tile's mapping (``tile.conductances()``);
+2. programming with the noise model (optionally write-verify), per seed;
+3. at each time t after programming: drift and read noise (:mod:`.models`),
+   optionally IR drop in the read (:mod:`.irdrop`), back to weights through the
+   mapping w = (G+ - G-) / (g_max - g_min) w_scale, written exactly into a copy
+   of the network (whose tiles keep their own read periphery);
+4. test accuracy without and with global drift compensation
+   (:mod:`.compensation`): one digital scale per tile, alpha = mean|y_ref(0)| /
+   mean|y_ref(t)|, from a fixed reference batch (the tile's inputs for
+   ``n_ref`` training samples in the trained network) read at t = 0 and at t.
+
+Mean and spread over seeds (each seed: new programming, drift and read noise)
+go into a table (CSV, JSON) and a plot.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analogdecor.config import check_int, check_positive, to_dict
+from analogdecor.crossbar.mapping import conductances_to_weights
+from analogdecor.errors import ConfigError
+from analogdecor.inference.compensation import drift_compensation_scale
+from analogdecor.inference.irdrop import IRDropConfig, ir_drop_conductances
+from analogdecor.inference.models import InferenceNoiseModel, get_noise_model
+from analogdecor.inference.writeverify import WriteVerifyConfig, write_verify
+
+__all__ = [
+    "EvaluateConfig",
+    "EvaluationResult",
+    "evaluate_network",
+    "evaluate_run",
+    "format_time",
+    "parse_times",
+    "write_results",
+]
+
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 365.0 * 86400.0}
+
+
+def parse_times(text: str | list | tuple) -> tuple[float, ...]:
+    """Parse ``"1s,1h,1d,30d,1y"`` (units s, m/min, h, d, w, y; plain numbers are seconds)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            value = float(item)
+        else:
+            m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*", str(item))
+            if not m or m.group(2) not in ("", *_UNITS):
+                raise ConfigError(f"time {item!r}: write a number with a unit s, m, h, d, w or y (e.g. 30d)")
+            value = float(m.group(1)) * (_UNITS[m.group(2)] if m.group(2) else 1.0)
+        if not np.isfinite(value) or value < 0:
+            raise ConfigError(f"time {item!r}: must be >= 0")
+        out.append(value)
+    if not out:
+        raise ConfigError("times: give at least one time after programming")
+    return tuple(out)
+
+
+def format_time(seconds: float) -> str:
+    """Short label: 1s, 1h, 1d, 30d, 1y (largest unit that divides evenly, else seconds)."""
+    for unit in ("y", "d", "h", "m", "s"):
+        n = seconds / _UNITS[unit]
+        if n >= 1 and abs(n - round(n)) < 1e-9:
+            return f"{round(n)}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of an accuracy-vs-time evaluation (usable as sweep axes: ``model``, ``ir_drop.r_wire``, ...)."""
+
+    model: str = "pcm"
+    """Inference noise model: none, pcm, reram, a name in device_models/inference, or a .toml path."""
+    times: tuple[float, ...] = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
+    """Times after programming (s, counted from t0 = 20 s after the programming pulse)."""
+    seeds: int = 3
+    """Number of noise seeds (independent programming, drift and read noise)."""
+    seed: int = 0
+    """Base seed; seed k of the evaluation uses SeedSequence([seed, k])."""
+    n_ref: int = 256
+    """Reference batch for drift compensation (first n_ref training samples)."""
+    n_test: int | None = None
+    """Evaluate on the first n_test test samples (None: all)."""
+    write_verify: WriteVerifyConfig = field(default_factory=WriteVerifyConfig)
+    ir_drop: IRDropConfig = field(default_factory=IRDropConfig)
+
+    def __post_init__(self) -> None:
+        check_int(self, "seeds", minimum=1)
+        check_int(self, "seed", minimum=0)
+        check_int(self, "n_ref", minimum=1)
+        check_int(self, "n_test", minimum=1, allow_none=True)
+        if not self.times:
+            raise ConfigError("EvaluateConfig.times: give at least one time")
+        for t in self.times:
+            if not np.isfinite(t) or t < 0:
+                raise ConfigError(f"EvaluateConfig.times = {self.times!r}: times must be >= 0 seconds")
+        check_positive(self, "n_ref")
+
+
+@dataclass
+class EvaluationResult:
+    """Accuracies [seed, time] without and with drift compensation, plus context."""
+
+    times: tuple[float, ...]
+    acc_raw: np.ndarray
+    acc_comp: np.ndarray
+    baseline_accuracy: float
+    """Accuracy of the trained network read as trained (no inference noise)."""
+    write_verify: list[dict[str, Any]]
+    """Per seed and layer: the programming report (residual error per layer)."""
+    alphas: list[dict[str, list[float]]]
+    """Per seed: layer -> drift-compensation scale at each time."""
+    config: EvaluateConfig
+    model_description: dict[str, Any]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One table row per (time, compensation): mean and spread over seeds."""
+        rows = []
+        for k, t in enumerate(self.times):
+            for comp, acc in (("off", self.acc_raw), ("on", self.acc_comp)):
+                a = acc[:, k]
+                rows.append({
+                    "model": self.model_description.get("model", ""),
+                    "time_s": t,
+                    "time": format_time(t),
+                    "drift_compensation": comp,
+                    "mean_accuracy": float(a.mean()),
+                    "std_accuracy": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+                    "min_accuracy": float(a.min()),
+                    "max_accuracy": float(a.max()),
+                    "n_seeds": int(a.size),
+                })  # fmt: skip
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.config),
+            "noise_model": self.model_description,
+            "baseline_accuracy": self.baseline_accuracy,
+            "times": list(self.times),
+            "accuracy_no_compensation": self.acc_raw.tolist(),
+            "accuracy_drift_compensation": self.acc_comp.tolist(),
+            "write_verify": self.write_verify,
+            "drift_compensation_scales": self.alphas,
+            "table": self.rows(),
+        }
+
+
+# --------------------------------------------------------------------------- network plumbing
+def _digital_scale_slot(network: Any, name: str) -> tuple[Any, str]:
+    """(object, attribute) of the digital output scale after tile ``name`` (MLP naming layers.i.W / .R)."""
+    m = re.fullmatch(r"layers\.(\d+)\.(W|R)", name)
+    if not m or not hasattr(network, "layers"):
+        raise ConfigError(f"drift compensation: cannot find the digital output scale of tile {name!r}")
+    layer = network.layers[int(m.group(1))]
+    if m.group(2) == "W":
+        return layer, "out_scale"
+    return layer.decor, "scale"
+
+
+def _tile_inputs(network: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The input each analogue tile sees for the batch ``x`` (evaluation mode)."""
+    caches = network.forward_pass(x, train=False)
+    out = {}
+    for i, (layer, cache) in enumerate(zip(network.layers, caches, strict=True)):
+        out[f"layers.{i}.W"] = cache.z
+        if layer.decor is not None and layer.decor.tile is not None:
+            xc, _ = layer.decor.center(cache.x, train=False)
+            out[f"layers.{i}.R"] = xc
+    return out
+
+
+def _accuracy(network: Any, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
+    correct = 0
+    for s in range(0, len(x), batch):
+        correct += int(np.sum(network.predict(x[s : s + batch]) == y[s : s + batch]))
+    return correct / len(x)
+
+
+@dataclass
+class _LayerTarget:
+    name: str
+    g_plus: np.ndarray
+    g_minus: np.ndarray
+    g_min: float
+    g_max: float
+    w_scale: float
+
+    def weights(self, gp: np.ndarray, gm: np.ndarray) -> np.ndarray:
+        return conductances_to_weights(gp, gm, self.g_min, self.g_max, self.w_scale).astype(np.float32)
+
+
+def _targets(network: Any) -> list[_LayerTarget]:
+    from analogdecor.export.records import collect_layers
+
+    return [
+        _LayerTarget(r.name, r.g_plus, r.g_minus, r.g_min, r.g_max, r.w_scale)
+        for r in collect_layers(network)
+    ]
+
+
+def _read_into(net, targets, states, model, t, rng, ir):
+    for tgt, (name, tile) in zip(targets, net.analog_layers(), strict=True):
+        sp, sm = states[name]
+        gp, gm = model.at_time(sp, t, rng), model.at_time(sm, t, rng)
+        if ir.applies_to(name):
+            gp, gm = ir_drop_conductances(gp, gm, ir.r_wire)
+        tile.set_weights(tgt.weights(gp, gm))
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate_network(
+    network: Any,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    x_ref: np.ndarray,
+    config: EvaluateConfig | None = None,
+    *,
+    model: InferenceNoiseModel | None = None,
+    progress: Any = None,
+) -> EvaluationResult:
+    """Accuracy vs time after programming ``network`` (left unchanged) onto devices.
+
+    Parameters
+    ----------
+    network : MLP-like
+        ``analog_layers()``, ``forward_pass``, ``predict``, ``layers[i].out_scale``
+        (and ``layers[i].decor.scale`` for decorrelation tiles).
+    x_test, y_test : ndarray
+        Test data.
+    x_ref : ndarray
+        Reference batch for drift compensation.
+    config : EvaluateConfig
+    model : InferenceNoiseModel, optional
+        Overrides ``config.model``.
+    progress : callable, optional
+        Called with a message after every (seed, time).
+    """
+    cfg = config or EvaluateConfig()
+    model = model or get_noise_model(cfg.model)
+    targets = _targets(network)
+    unknown = sorted(set(cfg.ir_drop.layers) - {t.name for t in targets})
+    if unknown:
+        raise ConfigError(
+            f"IRDropConfig.layers = {list(cfg.ir_drop.layers)!r}: no tile(s) {unknown} in this network; "
+            f"tiles: {', '.join(t.name for t in targets)}"
+        )
+    ref_inputs = _tile_inputs(network, np.asarray(x_ref, dtype=np.float32))
+    baseline = _accuracy(network, x_test, y_test)
+    nt = len(cfg.times)
+    acc_raw = np.zeros((cfg.seeds, nt))
+    acc_comp = np.zeros((cfg.seeds, nt))
+    reports: list[dict[str, Any]] = []
+    alphas: list[dict[str, list[float]]] = []
+    for s in range(cfg.seeds):
+        prog_rng, read_rng = (
+            np.random.default_rng(c) for c in np.random.SeedSequence([cfg.seed, s]).spawn(2)
+        )
+        states, rep = {}, {}
+        for tgt in targets:
+            sp, rp = write_verify(tgt.g_plus, model, prog_rng, cfg.write_verify)
+            sm, rm = write_verify(tgt.g_minus, model, prog_rng, cfg.write_verify)
+            states[tgt.name] = (sp, sm)
+            n = tgt.g_plus.size
+            rep[tgt.name] = {
+                "iterations": max(rp.iterations, rm.iterations),
+                "rms_error_us": float(np.sqrt((rp.rms_error_us**2 + rm.rms_error_us**2) / 2)),
+                "max_error_us": max(rp.max_error_us, rm.max_error_us),
+                "fraction_within": (rp.fraction_within + rm.fraction_within) / 2 if n else 1.0,
+                "tolerance_us": rp.tolerance_us,
+            }
+        reports.append(rep)
+        # reference readouts at t = 0 (right after programming) for drift compensation
+        net0 = copy.deepcopy(network)
+        _read_into(net0, targets, states, model, 0.0, read_rng, cfg.ir_drop)
+        tiles0 = dict(net0.analog_layers())
+        y_ref0 = {name: tiles0[name].forward(x) for name, x in ref_inputs.items()}
+        seed_alphas: dict[str, list[float]] = {name: [] for name in ref_inputs}
+        for k, t in enumerate(cfg.times):
+            net = copy.deepcopy(network)
+            _read_into(net, targets, states, model, t, read_rng, cfg.ir_drop)
+            acc_raw[s, k] = _accuracy(net, x_test, y_test)
+            tiles = dict(net.analog_layers())
+            for name, x in ref_inputs.items():
+                alpha = drift_compensation_scale(y_ref0[name], tiles[name].forward(x))
+                obj, attr = _digital_scale_slot(net, name)
+                setattr(obj, attr, getattr(obj, attr) * alpha)
+                seed_alphas[name].append(alpha)
+            acc_comp[s, k] = _accuracy(net, x_test, y_test)
+            if progress is not None:
+                progress(
+                    f"seed {s} t={format_time(t)}: {acc_raw[s, k]:.4f} / compensated {acc_comp[s, k]:.4f}"
+                )
+        alphas.append(seed_alphas)
+    return EvaluationResult(
+        times=tuple(cfg.times),
+        acc_raw=acc_raw,
+        acc_comp=acc_comp,
+        baseline_accuracy=baseline,
+        write_verify=reports,
+        alphas=alphas,
+        config=cfg,
+        model_description=model.describe(),
+    )
+
+
+# --------------------------------------------------------------------------- outputs
+def write_results(result: EvaluationResult, out_dir: str | Path) -> list[Path]:
+    """evaluate.csv (table), evaluate.json (everything) and evaluate.png (plot) in ``out_dir``."""
+    import csv
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = result.rows()
+    csv_path = out_dir / "evaluate.csv"
+    with csv_path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    json_path = out_dir / "evaluate.json"
+    json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    png_path = out_dir / "evaluate.png"
+    _plot(result, png_path)
+    return [csv_path, json_path, png_path]
+
+
+def _plot(result: EvaluationResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.maximum(np.asarray(result.times), 0.1)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for acc, label in ((result.acc_raw, "no compensation"), (result.acc_comp, "global drift compensation")):
+        sd = acc.std(axis=0, ddof=1) if acc.shape[0] > 1 else np.zeros(acc.shape[1])
+        ax.errorbar(t, acc.mean(axis=0), yerr=sd, marker="o", capsize=3, label=label)
+    ax.axhline(result.baseline_accuracy, color="gray", ls="--", label="as trained")
+    ax.set_xscale("log")
+    ax.set_xticks(t)
+    ax.set_xticklabels([format_time(x) for x in result.times])
+    ax.set_xlabel("time after programming")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(
+        f"{result.model_description.get('model', '')}: mean +- std over {result.acc_raw.shape[0]} seeds"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def format_table(result: EvaluationResult) -> str:
+    """Markdown table: time | no compensation | drift compensation (mean +- std)."""
+    lines = [
+        "| time | accuracy, no compensation | accuracy, drift compensation |",
+        "|---|---|---|",
+    ]
+    rows = result.rows()
+    for k in range(0, len(rows), 2):
+        off, on = rows[k], rows[k + 1]
+        lines.append(
+            f"| {off['time']} | {off['mean_accuracy']:.4f} +- {off['std_accuracy']:.4f} "
+            f"| {on['mean_accuracy']:.4f} +- {on['std_accuracy']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    config: EvaluateConfig | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    progress: Any = None,
+) -> tuple[EvaluationResult, list[Path]]:
+    """``analogdecor evaluate RUN_DIR``: load the run and its data, evaluate, write RUN_DIR/evaluate/."""
+    from analogdecor.data import load_dataset
+    from analogdecor.training import load_run
+
+    run_dir = Path(run_dir)
+    cfg = config or EvaluateConfig()
+    train_cfg, network = load_run(run_dir)
+    d = train_cfg.data
+    data = load_dataset(d.dataset, d.data_dir, seed=train_cfg.seed, n_train=d.n_train, n_test=d.n_test)
+    x_test, y_test = data.x_test, data.y_test
+    if cfg.n_test is not None:
+        x_test, y_test = x_test[: cfg.n_test], y_test[: cfg.n_test]
+    result = evaluate_network(network, x_test, y_test, data.x_train[: cfg.n_ref], cfg, progress=progress)
+    paths = write_results(result, out_dir if out_dir is not None else run_dir / "evaluate")
+    return result, paths
