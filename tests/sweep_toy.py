@@ -15,6 +15,7 @@ from pathlib import Path
 
 from analogdecor.config import check_int, check_nonneg, from_dict, with_overrides
 from analogdecor.errors import ConfigError
+from analogdecor.sweep.target import RunOutcome
 
 
 @dataclass(frozen=True)
@@ -64,4 +65,5 @@ class ToyTarget:
                                      "seed": cfg.seed}) + "\n")
         (out_dir / "model.txt").write_text("trained\n")
         acc = toy_accuracy(cfg)
-        return {"test_accuracy": [acc - 0.2, acc], "train_loss": [1.0, 1.0 - acc / 2]}
+        return RunOutcome(metrics={"epoch": [1, 2], "test_accuracy": [acc - 0.2, acc],
+                                   "train_loss": [1.0, 1.0 - acc / 2], "epoch_time_s": [0.1, 0.1]})

@@ -87,12 +87,16 @@ def best_is_min(metric: str) -> bool:
 
 
 def summarise_metrics(metrics: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """``final_<name>`` (last epoch) and ``best_<name>`` (max, or min for losses/errors) of each metric."""
+    """``final_<name>`` (last epoch) and ``best_<name>`` (max, or min for losses/errors) of each metric.
+
+    Book-keeping series (``epoch``, ``*_time_s``) are left out; non-finite
+    values (a diverged run) never count as best.
+    """
     out: dict[str, float] = {}
     for name, values in metrics.items():
-        vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-        if not values:
+        if name == "epoch" or name.endswith("_time_s") or not values:
             continue
+        vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
         last = float(values[-1]) if values[-1] is not None else math.nan
         out[f"final_{name}"] = last
         out[f"best_{name}"] = (min(vals) if best_is_min(name) else max(vals)) if vals else math.nan

@@ -2,8 +2,8 @@
 
 Execution model
 ---------------
-* Every planned run whose record (``runs/<id>/result.json``) says ``ok`` is
-  skipped; the others (never run, failed, interrupted) are submitted.
+* Every planned run whose record (``runs/<id>/result.json``) says ``ok`` (or
+  ``diverged``: it finished, on a non-finite loss) is skipped; the others (never run, failed, interrupted) are submitted.
 * Each run is one Dask task, :func:`execute_run`, that trains into
   ``runs/<id>/`` and writes its record there atomically *before* returning, so
   a finished run survives a Ctrl-C, a killed client or killed workers.
@@ -42,7 +42,10 @@ from analogdecor.sweep.results import (
 )
 from analogdecor.sweep.spec import PlannedRun, SweepSpec, load_spec, plan_runs
 
-__all__ = ["WORKER_ENV", "SweepReport", "execute_run", "rebuild_table", "run_sweep"]
+__all__ = ["DONE", "WORKER_ENV", "SweepReport", "execute_run", "rebuild_table", "run_sweep"]
+
+#: Record statuses of finished runs (skipped on resume); any other status is retried.
+DONE = ("ok", "diverged")
 
 #: Environment of local workers: one thread each for numba, OpenMP and BLAS, so that
 #: N single-threaded workers share the cores instead of oversubscribing them.
@@ -100,7 +103,7 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     """
     run_dir = Path(sweep_dir) / "runs" / run.run_id
     earlier = read_result(run_dir)
-    if earlier is not None and earlier.get("status") == "ok":
+    if earlier is not None and earlier.get("status") in DONE:
         return earlier  # finished meanwhile (an orphaned attempt on an external cluster)
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -116,13 +119,15 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     }
     t0 = time.perf_counter()
     try:
-        metrics = target.run(run.config, run_dir)
+        outcome = target.run(run.config, run_dir)
     except Exception as exc:
         record.update(_failure(exc))
         atomic_write_text(run_dir / "error.txt", record["traceback"])
     else:
-        record.update(status="ok", metrics=metrics, summary=summarise_metrics(metrics),
-                      epochs=max((len(v) for v in metrics.values()), default=0), error="")
+        metrics = outcome.metrics
+        record.update(status=outcome.status, metrics=metrics, summary=summarise_metrics(metrics),
+                      epochs=max((len(v) for v in metrics.values()), default=0),
+                      error="" if outcome.status == "ok" else "training diverged (non-finite loss)")
     record["wall_time_s"] = round(time.perf_counter() - t0, 3)
     record["finished_at"] = _now()
     _ensure_record(run_dir, record)
@@ -206,7 +211,7 @@ def run_sweep(
     pending: list[PlannedRun] = []
     for run in planned:
         record = read_result(runs_dir / run.run_id)
-        if record is not None and record.get("status") == "ok":
+        if record is not None and record.get("status") in DONE:
             report.skipped.append(run.run_id)
         else:
             pending.append(run)
@@ -252,7 +257,7 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
                 record = {"run_id": run.run_id, "attempt": attempt, "overrides": dict(run.overrides),
                           "seed": getattr(run.config, "seed", None), "finished_at": _now(), **_failure(exc)}
             _ensure_record(sweep_dir / "runs" / run.run_id, record)
-            (report.finished if record["status"] == "ok" else report.failed).append(run.run_id)
+            (report.finished if record["status"] in DONE else report.failed).append(run.run_id)
             bar.set_postfix(ok=len(report.finished), failed=len(report.failed), refresh=False)
             bar.update(1)
             if on_record is not None:
@@ -277,7 +282,7 @@ def _ensure_record(run_dir: Path, record: Mapping[str, Any]) -> None:
     """
     on_disk = read_result(run_dir)
     if on_disk is not None and (
-        on_disk.get("attempt") == record.get("attempt") or on_disk.get("status") == "ok"
+        on_disk.get("attempt") == record.get("attempt") or on_disk.get("status") in DONE
     ):
         return
     write_result(run_dir, record)

@@ -8,23 +8,32 @@ A target has three methods, all of which must work in a fresh worker process
 ``configure(base, overrides) -> cfg``
     Apply one point's dotted overrides and validate the result completely
     (raising :class:`~analogdecor.errors.ConfigError` naming the setting).
-``run(cfg, out_dir) -> dict[str, list[float]]``
+``run(cfg, out_dir) -> RunOutcome``
     Execute the run, writing its own files into ``out_dir``, and return its
-    per-epoch metrics.
+    per-epoch metrics and status (``ok``, or ``diverged`` when training stopped
+    on a non-finite loss). Raising an exception marks the run ``failed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from analogdecor.config import from_dict, with_overrides
+from analogdecor.config import from_dict
 
-__all__ = ["TILE_PREFIX", "TrainingTarget"]
+__all__ = ["RunOutcome", "TrainingTarget"]
 
-#: Axis prefix for overrides of the device preset's TileConfig (stored in TrainConfig.tile).
-TILE_PREFIX = "tile."
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a target's ``run`` returns."""
+
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    """Per-epoch metric lists, e.g. {"test_accuracy": [...], "train_loss": [...]}."""
+    status: Literal["ok", "diverged"] = "ok"
+    """ok, or diverged: the run finished early on a non-finite loss (not retried on resume)."""
 
 
 class TrainingTarget:
@@ -40,16 +49,16 @@ class TrainingTarget:
     def base_config(self, table: Mapping[str, Any]) -> Any:
         from analogdecor.training.config import TrainConfig
 
+        table = dict(table)
+        table.pop("resolved_tile", None)  # a run directory's config.toml works as a base too
         cfg = from_dict(TrainConfig, table)
         self._resolve(cfg)
         return cfg
 
     def configure(self, base: Any, overrides: Mapping[str, Any]) -> Any:
-        plain = {k: v for k, v in overrides.items() if not k.startswith(TILE_PREFIX)}
-        tile = {k[len(TILE_PREFIX):]: v for k, v in overrides.items() if k.startswith(TILE_PREFIX)}
-        if tile:
-            plain["tile"] = {**dict(base.tile or {}), **tile}
-        cfg = with_overrides(base, plain)
+        from analogdecor.training.config import apply_overrides
+
+        cfg = apply_overrides(base, dict(overrides))
         self._resolve(cfg)
         return cfg
 
@@ -59,8 +68,9 @@ class TrainingTarget:
 
         resolve_tile_config(cfg)
 
-    def run(self, cfg: Any, out_dir: Path) -> dict[str, list[float]]:
+    def run(self, cfg: Any, out_dir: Path) -> RunOutcome:
         from analogdecor.training import train
 
         result = train(cfg, out_dir, progress=False)
-        return {k: list(v) for k, v in result.metrics.items()}
+        metrics = {k: [float(x) for x in v] for k, v in result.metrics.items()}
+        return RunOutcome(metrics=metrics, status="diverged" if result.status == "diverged" else "ok")
