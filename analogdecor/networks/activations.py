@@ -1,4 +1,4 @@
-"""Element-wise activations and their derivatives (float32 in, float32 out)."""
+"""Element-wise activations and their derivatives (the dtype of the input is kept)."""
 
 from __future__ import annotations
 
@@ -13,29 +13,33 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "identi
 
 def activate(a: np.ndarray, kind: str, slope: float = 0.01) -> np.ndarray:
     """f(a) for ``kind`` in relu, leaky_relu (negative slope ``slope``), tanh, sigmoid, identity."""
+    a = np.asarray(a)
     if kind == "relu":
-        return np.maximum(a, np.float32(0.0))
+        return np.maximum(a, a.dtype.type(0.0))
     if kind == "leaky_relu":
-        return np.where(a > 0, a, np.float32(slope) * a).astype(np.float32)
+        return np.where(a > 0, a, a.dtype.type(slope) * a)
     if kind == "tanh":
         return np.tanh(a)
     if kind == "sigmoid":
-        return (np.float32(1.0) / (np.float32(1.0) + np.exp(-a))).astype(np.float32)
+        one = a.dtype.type(1.0)
+        return one / (one + np.exp(-a))
     if kind == "identity":
         return a
     raise ConfigError(f"activation = {kind!r}: must be one of {', '.join(ACTIVATIONS)}")
 
 
 def derivative(a: np.ndarray, h: np.ndarray, kind: str, slope: float = 0.01) -> np.ndarray:
-    """f'(a), given the pre-activation ``a`` and the output ``h = f(a)``."""
+    """f'(a), given the pre-activation ``a`` and the output ``h = f(a)`` (dtype of ``a``)."""
+    a = np.asarray(a)
+    t = a.dtype.type
     if kind == "relu":
-        return (a > 0).astype(np.float32)
+        return (a > 0).astype(a.dtype)
     if kind == "leaky_relu":
-        return np.where(a > 0, np.float32(1.0), np.float32(slope)).astype(np.float32)
+        return np.where(a > 0, t(1.0), t(slope)).astype(a.dtype)
     if kind == "tanh":
-        return (np.float32(1.0) - h * h).astype(np.float32)
+        return (t(1.0) - h * h).astype(a.dtype)
     if kind == "sigmoid":
-        return (h * (np.float32(1.0) - h)).astype(np.float32)
+        return (h * (t(1.0) - h)).astype(a.dtype)
     if kind == "identity":
-        return np.ones_like(a, dtype=np.float32)
+        return np.ones_like(a)
     raise ConfigError(f"activation = {kind!r}: must be one of {', '.join(ACTIVATIONS)}")

@@ -163,7 +163,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
             for s in range(0, n, o.batch_size):
                 idx = perm[s : s + o.batch_size]
                 xb, yb = ds.x_train[idx], ds.y_train[idx]
-                result = compute_signals(cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng)
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected just below
+                    result = compute_signals(cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng)
                 batch_loss = float(np.mean(result.loss))
                 if not math.isfinite(batch_loss):
                     status = "diverged"
@@ -178,7 +179,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
                     bar.set_postfix(epoch=epoch, loss=f"{loss_sum / seen:.3f}", refresh=False)
             if status == "diverged":
                 break
-            test_loss, test_acc = evaluate(net, ds.x_test, ds.y_test, o.eval_batch_size)
+            with np.errstate(over="ignore", invalid="ignore"):
+                test_loss, test_acc = evaluate(net, ds.x_test, ds.y_test, o.eval_batch_size)
             if not math.isfinite(test_loss):
                 status = "diverged"
             metrics["epoch"].append(epoch)
