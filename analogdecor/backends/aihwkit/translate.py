@@ -1,0 +1,252 @@
+"""Translate analogdecor's TileConfig into an aihwkit ``SingleRPUConfig``.
+
+Every field of :class:`~analogdecor.crossbar.config.TileConfig` either maps onto
+an aihwkit parameter with the same meaning, is realised by
+:class:`~analogdecor.backends.aihwkit.tile.AihwkitTile` itself (stuck and dead
+devices through aihwkit's per-device hidden parameters, programming noise in
+:meth:`~analogdecor.backends.aihwkit.tile.AihwkitTile.program`, the conductance
+view through :mod:`analogdecor.crossbar.mapping`), or raises
+:class:`~analogdecor.errors.ConfigError` naming it. Nothing is dropped silently.
+
+Correspondence (analogdecor -> aihwkit 1.2.0; semantics in
+``../shared/notes/aihwkit-semantics.md``):
+
+=====================================  =================================================
+``device.model`` constant              ``ConstantStepDevice`` (``LinearStepDevice`` with
+                                       gamma 0 when ``write_noise_std`` > 0: aihwkit's
+                                       ConstantStep has no write noise, LinearStep with
+                                       gamma = 0 is the same device with it)
+``device.model`` linear                ``LinearStepDevice``
+``device.model`` softbounds            ``SoftBoundsDevice`` (LinearStep, gamma 1, own bounds)
+``device.model`` exp                   ``ExpStepDevice``
+``device.model`` pow                   ``PowStepDevice``
+``device.model`` ideal                 ``ConstantStepDevice`` with the mean bounds and no
+                                       spread, updated with ``PulseType.NONE_WITH_DEVICE``
+                                       (float update, clipped to the bounds)
+``IOConfig.inp_bits`` b                ``inp_res = 1 / (2**b - 2)`` (None: ``-1``, off)
+``IOConfig.out_bits`` b                ``out_res = 1 / (2**b - 2)``
+``IOConfig.inp_noise``                 ``inp_noise * inp_bound`` (aihwkit's is absolute)
+``IOConfig.w_noise_type``              additive: ``ADDITIVE_CONSTANT``, pcm: ``PCM_READ``
+``IOConfig.max_bm_passes`` P           ``max_bm_factor = 2**(P-1) - 1``, ``max_bm_res``
+                                       off: at most P reads, inputs halved each time
+``UpdateConfig.pulse_type``            stochastic: ``STOCHASTIC_COMPRESSED``,
+                                       deterministic: ``DETERMINISTIC_IMPLICIT``,
+                                       none: ``NONE_WITH_DEVICE``
+=====================================  =================================================
+
+No aihwkit equivalent (ConfigError): ``mapping.levels`` > 0 (aihwkit's pulsed
+devices store a continuous value), iterative bound management on the backward
+read (aihwkit ignores it there), write noise on an ideal device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analogdecor.backends.aihwkit._guard import require_aihwkit
+from analogdecor.crossbar.config import IOConfig, TileConfig
+from analogdecor.devices.config import DeviceConfig
+from analogdecor.errors import ConfigError
+
+__all__ = ["check_translatable", "construction_seed", "io_parameters", "to_rpu_config"]
+
+_NO_EQUIVALENT = "has no aihwkit 1.2.0 equivalent"
+
+
+def check_translatable(cfg: TileConfig) -> None:
+    """Raise ConfigError naming the first setting of ``cfg`` that aihwkit cannot express.
+
+    Pure Python: works without aihwkit installed.
+    """
+    if not isinstance(cfg, TileConfig):
+        raise ConfigError(f"tile config is a {type(cfg).__name__}: expected a TileConfig")
+    if cfg.mapping.levels > 0:
+        raise ConfigError(
+            f"MappingConfig.levels = {cfg.mapping.levels} {_NO_EQUIVALENT}: aihwkit's pulsed devices store a "
+            "continuous weight; set mapping.levels = 0 to run on aihwkit"
+        )
+    if not cfg.backward.is_perfect and cfg.backward.bound_management != "none":
+        raise ConfigError(
+            f"TileConfig.backward.bound_management = {cfg.backward.bound_management!r} {_NO_EQUIVALENT}: "
+            "aihwkit applies bound management on the forward read only; set it to 'none'"
+        )
+    dev = cfg.device
+    if dev.model == "ideal" and dev.write_noise_std > 0:
+        raise ConfigError(
+            f"DeviceConfig.write_noise_std = {dev.write_noise_std!r} with model 'ideal' {_NO_EQUIVALENT}: "
+            "aihwkit's float update has no write noise; use model 'constant' or set it to 0"
+        )
+
+
+def _res(bits: int | None) -> float:
+    """aihwkit resolution of a signed converter with ``bits`` bits (2**(bits-1)-1 levels per sign)."""
+    return -1.0 if bits is None else 1.0 / (2**bits - 2)
+
+
+def io_parameters(io: IOConfig, *, direction: str) -> Any:
+    """aihwkit ``IOParameters`` for one read direction ("forward" or "backward")."""
+    require_aihwkit()
+    from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType, WeightNoiseType
+    from aihwkit.simulator.parameters.io import IOParameters
+
+    if io.is_perfect:
+        return IOParameters(is_perfect=True)
+    bm = BoundManagementType.ITERATIVE if io.bound_management == "iterative" else BoundManagementType.NONE
+    if direction == "backward":
+        bm = BoundManagementType.NONE  # check_translatable has refused anything else
+    if io.w_noise > 0:
+        w_type = (
+            WeightNoiseType.ADDITIVE_CONSTANT if io.w_noise_type == "additive" else WeightNoiseType.PCM_READ
+        )
+    else:
+        w_type = WeightNoiseType.NONE
+    return IOParameters(
+        is_perfect=False,
+        inp_bound=float(io.inp_bound),
+        inp_res=_res(io.inp_bits),
+        inp_noise=float(io.inp_noise * io.inp_bound),
+        inp_sto_round=False,
+        out_bound=float(io.out_bound),
+        out_res=_res(io.out_bits),
+        out_noise=float(io.out_noise),
+        out_noise_std=0.0,
+        out_sto_round=False,
+        out_scale=1.0,
+        w_noise=float(io.w_noise),
+        w_noise_type=w_type,
+        noise_management=NoiseManagementType.ABS_MAX
+        if io.noise_management == "abs_max"
+        else NoiseManagementType.NONE,
+        nm_thres=0.0,
+        bound_management=bm,
+        # at most max_bm_passes reads: aihwkit stops once the reduction factor r (1, 2, 4, ...)
+        # exceeds max_bm_factor, so the last read uses r = 2**(P-1); max_bm_res is switched off.
+        max_bm_factor=int(2 ** (io.max_bm_passes - 1) - 1),
+        max_bm_res=1e30,
+        bm_test_negative_bound=True,
+        ir_drop=0.0,
+        out_nonlinearity=0.0,
+        v_offset_std=0.0,
+        r_series=0.0,
+        w_read_asymmetry_dtod=0.0,
+    )
+
+
+def construction_seed(seed: int) -> int:
+    """aihwkit's device construction seed for an analogdecor seed (never 0, which means 'unseeded')."""
+    return int(seed) % (2**31 - 2) + 1
+
+
+def _device(dev: DeviceConfig, seed: int) -> Any:
+    from aihwkit.simulator.configs import (
+        ConstantStepDevice,
+        ExpStepDevice,
+        LinearStepDevice,
+        PowStepDevice,
+        SoftBoundsDevice,
+    )
+
+    common = dict(
+        construction_seed=construction_seed(seed),
+        dw_min=float(dev.dw_min),
+        dw_min_dtod=float(dev.dw_min_dtod),
+        dw_min_dtod_log_normal=bool(dev.dw_min_dtod_log_normal),
+        dw_min_std=float(dev.dw_min_std),
+        up_down=float(dev.up_down),
+        up_down_dtod=float(dev.up_down_dtod),
+        w_min=float(dev.w_min),
+        w_max=float(dev.w_max),
+        w_min_dtod=float(dev.w_min_dtod),
+        w_max_dtod=float(dev.w_max_dtod),
+        enforce_consistency=bool(dev.enforce_consistency),
+        # no reset/decay/diffusion/drift/corruption: analogdecor has none of them during training
+        lifetime=0.0,
+        diffusion=0.0,
+        corrupt_devices_prob=0.0,
+    )
+    # analogdecor's set_weights is an exact write: the apparent weight equals the hidden one until
+    # the device is next written by a pulse.
+    write = dict(write_noise_std=float(dev.write_noise_std), apply_write_noise_on_set=False)
+    if dev.model == "ideal":
+        common.update(
+            dw_min_dtod=0.0, dw_min_std=0.0, up_down=0.0, up_down_dtod=0.0, w_min_dtod=0.0, w_max_dtod=0.0
+        )
+        return ConstantStepDevice(**common)
+    if dev.model == "constant":
+        if dev.write_noise_std > 0:
+            return LinearStepDevice(
+                **common, **write, gamma_up=0.0, gamma_down=0.0, gamma_up_dtod=0.0, gamma_down_dtod=0.0,
+                mult_noise=True, mean_bound_reference=True,
+            )  # fmt: skip
+        return ConstantStepDevice(**common)
+    if dev.model == "linear":
+        return LinearStepDevice(
+            **common, **write, gamma_up=float(dev.gamma_up), gamma_down=float(dev.gamma_down),
+            gamma_up_dtod=float(dev.gamma_up_dtod), gamma_down_dtod=float(dev.gamma_down_dtod),
+            mult_noise=bool(dev.mult_noise), mean_bound_reference=bool(dev.mean_bound_reference),
+            allow_increasing=False,
+        )  # fmt: skip
+    if dev.model == "softbounds":
+        return SoftBoundsDevice(**common, **write, mult_noise=bool(dev.mult_noise))
+    if dev.model == "exp":
+        return ExpStepDevice(
+            **common, **write, A_up=float(dev.A_up), A_down=float(dev.A_down), gamma_up=float(dev.gamma_up),
+            gamma_down=float(dev.gamma_down), a=float(dev.a), b=float(dev.b),
+            dw_min_std_add=float(getattr(dev, "dw_min_std_add", 0.0)),
+            dw_min_std_slope=float(getattr(dev, "dw_min_std_slope", 0.0)),
+        )  # fmt: skip
+    if dev.model == "pow":
+        return PowStepDevice(
+            **common, **write, pow_gamma=float(dev.pow_gamma), pow_gamma_dtod=float(dev.pow_gamma_dtod),
+            pow_up_down=float(dev.pow_up_down), pow_up_down_dtod=float(dev.pow_up_down_dtod),
+        )  # fmt: skip
+    raise ConfigError(f"DeviceConfig.model = {dev.model!r} {_NO_EQUIVALENT}")  # unreachable: validated
+
+
+def to_rpu_config(cfg: TileConfig, *, seed: int = 0) -> Any:
+    """Build the aihwkit ``SingleRPUConfig`` equivalent to ``cfg``.
+
+    Parameters
+    ----------
+    cfg : TileConfig
+        Device, periphery and update settings (a preset from ``device_models/`` or any other).
+    seed : int
+        Fixes the device-to-device draws (aihwkit's ``construction_seed``). aihwkit's
+        cycle-to-cycle noise is seeded from the clock and cannot be fixed.
+
+    Raises
+    ------
+    ConfigError
+        Naming a setting with no aihwkit equivalent (see :func:`check_translatable`).
+    BackendUnavailableError
+        When aihwkit is not installed.
+    """
+    check_translatable(cfg)
+    require_aihwkit()
+    from aihwkit.simulator.configs import SingleRPUConfig
+    from aihwkit.simulator.parameters.enums import PulseType
+    from aihwkit.simulator.parameters.training import UpdateParameters
+
+    up = cfg.update
+    if cfg.device.model == "ideal" or up.pulse_type == "none":
+        pulse = PulseType.NONE_WITH_DEVICE
+    elif up.pulse_type == "deterministic":
+        pulse = PulseType.DETERMINISTIC_IMPLICIT
+    else:
+        pulse = PulseType.STOCHASTIC_COMPRESSED
+    update = UpdateParameters(
+        desired_bl=int(up.desired_bl),
+        fixed_bl=True,
+        pulse_type=pulse,
+        update_management=bool(up.update_management),
+        update_bl_management=bool(up.update_bl_management),
+        um_grad_scale=1.0,
+        sto_round=False,
+        d_sparsity=False,
+    )
+    return SingleRPUConfig(
+        device=_device(cfg.device, seed),
+        forward=io_parameters(cfg.forward, direction="forward"),
+        backward=io_parameters(cfg.backward, direction="backward"),
+        update=update,
+    )

@@ -1,0 +1,75 @@
+"""``analogdecor validate``: cross-validate the numba emulator against IBM aihwkit.
+
+Prints the table of :func:`analogdecor.validation.run_validation` (or, with
+``--json``, its rows as a JSON list), optionally writes the rows to a JSON file,
+and exits 1 when any row fails (2 on a configuration error).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "validate",
+        help="cross-validate the numba emulator against aihwkit (statistical table)",
+        description=(
+            "Compare the numba crossbar emulator with IBM aihwkit on device presets: forward-read errors "
+            "(DAC, ADC, output noise alone and together), pulsed-update statistics (per-device mean, "
+            "variance, same-row covariance), pulse-count distributions, device response curves and a short "
+            "training run. Tolerances are Bonferroni-corrected standard errors at family-wise error --alpha. "
+            "Exit status 1 when any row fails."
+        ),
+    )
+    p.add_argument("--preset", action="append", metavar="NAME",
+                   help="preset to validate (repeatable); default: all presets in device_models/")  # fmt: skip
+    p.add_argument("--check", action="append", choices=("forward", "update", "pulses", "response", "training"),
+                   help="run only these checks (repeatable); default: all")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of the table")
+    p.add_argument("--out", metavar="PATH", help="also write the rows as JSON to PATH")
+    p.add_argument(
+        "--alpha", type=float, default=1e-3, help="family-wise error rate of the run (default 1e-3)"
+    )
+    p.add_argument("--size", type=int, default=8, help="tile rows and columns of the tile checks (default 8)")
+    p.add_argument("--trials", type=int, default=400,
+                   help="trials per forward condition and per update check (default 400)")  # fmt: skip
+    p.add_argument("--replicas", type=int, default=64, help="devices per response curve (default 64)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds of the training check (default 3)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of the training check (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of inputs and device draws (default 0)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from analogdecor.backends.aihwkit import require_aihwkit
+    from analogdecor.errors import ConfigError
+    from analogdecor.validation import Sizes, TrainingSpec, format_table, rows_to_json, run_validation
+
+    require_aihwkit()
+    for name in ("size", "trials", "replicas"):
+        if getattr(args, name) < 2:
+            raise ConfigError(f"--{name} = {getattr(args, name)}: must be >= 2")
+    if args.seeds < 2:
+        raise ConfigError(f"--seeds = {args.seeds}: the paired t test of the training check needs >= 2")
+    if args.preset:
+        presets = list(args.preset)
+    else:
+        from analogdecor.devices.registry import list_presets
+
+        presets = list(list_presets())
+    sizes = Sizes(out_size=args.size, in_size=args.size, forward_trials=args.trials, update_trials=args.trials,
+                  replicas=args.replicas)  # fmt: skip
+    training = TrainingSpec(seeds=args.seeds, epochs=args.epochs)
+    checks = tuple(args.check) if args.check else ("forward", "update", "pulses", "response", "training")
+    result = run_validation(
+        presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed
+    )
+    text = rows_to_json(result.rows)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(text if args.json else format_table(result.rows, result.names, result.z_critical))
+    return 0 if result.passed else 1

@@ -1,0 +1,32 @@
+"""Cross-validation of two tile backends (the numba emulator against IBM aihwkit).
+
+``analogdecor validate`` runs :func:`run_validation`: for each device preset it
+compares forward-read errors (DAC, ADC, output noise alone and together), the
+statistics of one pulsed update (per-device mean, variance, same-row covariance),
+pulse-count distributions, device response curves, and a short training run.
+Every row has its statistic, a tolerance from standard errors (Bonferroni over the
+run's elementary tests at family-wise error ``alpha``) and pass/fail.
+See :mod:`analogdecor.validation.stats` for the statistics.
+"""
+
+from __future__ import annotations
+
+from analogdecor.validation.checks import Comparison, Sizes, quiet_device
+from analogdecor.validation.harness import CHECKS, ValidationResult, backend_factory, run_validation
+from analogdecor.validation.report import Row, format_table, make_rows, rows_to_json
+from analogdecor.validation.training_check import TrainingSpec
+
+__all__ = [
+    "CHECKS",
+    "Comparison",
+    "Row",
+    "Sizes",
+    "TrainingSpec",
+    "ValidationResult",
+    "backend_factory",
+    "format_table",
+    "make_rows",
+    "quiet_device",
+    "rows_to_json",
+    "run_validation",
+]

@@ -1,0 +1,121 @@
+"""Run the cross-validation: every check on every preset, then one Bonferroni family for the run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from analogdecor.crossbar.config import TileConfig
+from analogdecor.errors import ConfigError
+from analogdecor.validation.checks import (
+    Comparison,
+    Sizes,
+    TileFactory,
+    forward_checks,
+    pulse_count_checks,
+    response_checks,
+    update_checks,
+)
+from analogdecor.validation.report import Row, make_rows
+from analogdecor.validation.training_check import TrainingSpec, training_checks
+
+__all__ = ["CHECKS", "ValidationResult", "backend_factory", "run_validation"]
+
+CHECKS: dict[str, Callable[..., list[Comparison]]] = {
+    "forward": forward_checks,
+    "update": update_checks,
+    "pulses": pulse_count_checks,
+    "response": response_checks,
+}
+"""Tile-level checks by name; ``"training"`` (the short training run) is added by :func:`run_validation`."""
+
+
+def backend_factory(name: str) -> TileFactory:
+    """A tile factory for a named backend ("numba" or "aihwkit"), through ``backends.make_tile``."""
+    from analogdecor.backends import make_tile
+
+    if name not in ("numba", "aihwkit"):
+        raise ConfigError(f"backend = {name!r}: the harness compares analogue backends 'numba' and 'aihwkit'")
+
+    def factory(out_size: int, in_size: int, cfg: TileConfig, seed: int) -> Any:
+        return make_tile(name, out_size, in_size, cfg, seed=seed)
+
+    factory.__name__ = f"{name}_tile"
+    return factory
+
+
+@dataclass
+class ValidationResult:
+    """Rows of the table, the critical value, and the raw material behind them."""
+
+    rows: list[Row]
+    z_critical: float
+    alpha: float
+    names: tuple[str, str]
+    comparisons: list[Comparison] = field(default_factory=list)
+    training_curves: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+
+def run_validation(
+    presets: Sequence[str] | Mapping[str, TileConfig],
+    *,
+    names: tuple[str, str] = ("numba", "aihwkit"),
+    factories: tuple[TileFactory, TileFactory] | None = None,
+    checks: Sequence[str] = ("forward", "update", "pulses", "response", "training"),
+    sizes: Sizes | None = None,
+    training: TrainingSpec | None = None,
+    alpha: float = 1e-3,
+    seed: int = 0,
+) -> ValidationResult:
+    """Compare two tile backends statistically on each preset.
+
+    Parameters
+    ----------
+    presets : names of presets in ``device_models/`` or a mapping name -> TileConfig
+    names : labels of the two backends (and, without ``factories``, the backends to build)
+    factories : tile factories ``f(out_size, in_size, config, seed)``; default: the named backends
+    checks : any of "forward", "update", "pulses", "response", "training" ("training" needs
+        named backends and preset names the training code can load)
+    sizes, training : problem sizes of the tile checks and of the training run
+    alpha : family-wise error rate of the whole run (Bonferroni over all elementary tests)
+    seed : seed of the inputs and of the tiles' device draws
+
+    Returns
+    -------
+    ValidationResult
+        ``passed`` is False when any row fails.
+    """
+    sizes = sizes or Sizes()
+    unknown = [c for c in checks if c not in (*CHECKS, "training")]
+    if unknown:
+        raise ConfigError(f"checks {unknown}: unknown; choose from {', '.join((*CHECKS, 'training'))}")
+    if isinstance(presets, Mapping):
+        configs = dict(presets)
+    else:
+        from analogdecor.devices.registry import load_preset
+
+        configs = {name: load_preset(name) for name in presets}
+    if factories is None:
+        factories = (backend_factory(names[0]), backend_factory(names[1]))
+    comps: list[Comparison] = []
+    curves: dict[str, Any] = {}
+    for preset, cfg in configs.items():
+        for name in checks:
+            if name == "training":
+                continue
+            comps += CHECKS[name](cfg, preset, factories[0], factories[1], sizes, seed)
+        if "training" in checks:
+            if isinstance(presets, Mapping):
+                raise ConfigError(
+                    "check 'training' needs preset names (the training code loads presets by name)"
+                )
+            tc, cv = training_checks(preset, names, training or TrainingSpec())
+            comps += tc
+            curves[preset] = cv
+    rows, zc = make_rows(comps, alpha)
+    return ValidationResult(rows, zc, alpha, names, comps, curves)
