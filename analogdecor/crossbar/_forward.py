@@ -14,22 +14,23 @@ The pipeline for one input vector x (aihwkit ``IOParameters`` semantics, see
 6. y <- y alpha s.
 
 The matrix product runs in NumPy (BLAS, float32); the element-wise periphery of
-steps 1-2 and 4-6 runs in two parallel numba kernels, one stream per row. Only
-the saturated rows are read again.
+steps 1-2 and 4-6 runs in two numba kernels (parallel over rows for large
+blocks), one random stream per row, so results do not depend on the thread
+count. Only the saturated rows are read again.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
-from analogdecor._numba import njit_parallel
+from analogdecor._numba import njit, njit_parallel
 from analogdecor.crossbar._rng import normal, stream
 from analogdecor.crossbar.config import IOConfig
 
 
-@njit_parallel
-def _dac_kernel(x, pass_scale, noise_mgmt, inp_step, inp_bound, inp_noise, seed, v, alpha):
+def _dac_rows(x, pass_scale, noise_mgmt, inp_step, inp_bound, inp_noise, seed, v, alpha):
     """Steps 1-2 for each row of ``x`` (B, n) float32 into ``v`` (B, n) float32 and ``alpha`` (B,).
 
     ``alpha[b]`` receives the factor that multiplies the row's output back
@@ -61,13 +62,13 @@ def _dac_kernel(x, pass_scale, noise_mgmt, inp_step, inp_bound, inp_noise, seed,
             elif t < -inp_bound:
                 t = -inp_bound
             if inp_noise > 0.0:
-                t = t + inp_noise * inp_bound * normal(st)
+                z, st = normal(st)
+                t = t + inp_noise * inp_bound * z
             v[b, j] = t
         alpha[b] = a
 
 
-@njit_parallel
-def _adc_kernel(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturated):
+def _adc_rows(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturated):
     """Steps 4 and 6 in place on ``y`` (B, m) float32; ``saturated[b]`` flags rows that hit the bound.
 
     ``wn_var`` holds the variance of the weight read noise, shape (B, m), (B, 1)
@@ -76,15 +77,19 @@ def _adc_kernel(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturate
     n_rows, m = y.shape
     row_stride = 1 if wn_var.shape[0] > 1 else 0
     col_stride = 1 if wn_var.shape[1] > 1 else 0
+    per_element = col_stride == 1
     for b in prange(n_rows):
         st = stream(seed, b)
         hit = False
         rb = b * row_stride
+        sd = np.sqrt(out_noise * out_noise + wn_var[rb, 0])
         for i in range(m):
             t = np.float64(y[b, i])
-            var = out_noise * out_noise + wn_var[rb, i * col_stride]
-            if var > 0.0:
-                t = t + np.sqrt(var) * normal(st)
+            if per_element:
+                sd = np.sqrt(out_noise * out_noise + wn_var[rb, i * col_stride])
+            if sd > 0.0:
+                z, st = normal(st)
+                t = t + sd * z
             if out_step > 0.0:
                 t = np.rint(t / out_step) * out_step
             if t >= out_bound:
@@ -97,7 +102,18 @@ def _adc_kernel(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturate
         saturated[b] = hit
 
 
+# Each kernel is compiled twice from one body: serial for small blocks (thread start-up and, on a
+# busy machine, waiting for descheduled threads cost more than the work), parallel for large ones.
+_dac_serial, _dac_parallel = njit(_dac_rows), njit_parallel(_dac_rows)
+_adc_serial, _adc_parallel = njit(_adc_rows), njit_parallel(_adc_rows)
+PARALLEL_MIN_ELEMENTS = 1 << 16
+"""Blocks with fewer elements than this run the serial periphery kernels."""
+
 _NO_WNOISE = np.zeros((1, 1))
+
+
+def _pick(serial, parallel, n_elements: int):
+    return parallel if n_elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1 else serial
 
 
 def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, np.uint64], abs_mat):
@@ -105,7 +121,7 @@ def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, n
     n_rows = x.shape[0]
     v = np.empty_like(x)
     alpha = np.empty(n_rows)
-    _dac_kernel(x, pass_scale, io.noise_management == "abs_max", io.inp_step, io.inp_bound,
+    _pick(_dac_serial, _dac_parallel, x.size)(x, pass_scale, io.noise_management == "abs_max", io.inp_step, io.inp_bound,
                 io.inp_noise, seeds[0], v, alpha)  # fmt: skip
     y = v @ mat
     if io.w_noise > 0.0:
@@ -116,7 +132,7 @@ def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, n
     else:
         wn_var = _NO_WNOISE
     saturated = np.empty(n_rows, np.bool_)
-    _adc_kernel(y, alpha, wn_var, io.out_noise, io.out_step, io.out_bound, seeds[1], saturated)
+    _pick(_adc_serial, _adc_parallel, y.size)(y, alpha, wn_var, io.out_noise, io.out_step, io.out_bound, seeds[1], saturated)
     return y, saturated
 
 

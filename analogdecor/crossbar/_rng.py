@@ -7,7 +7,7 @@ sample) of a kernel owns a stream, seeded from a 64-bit call seed drawn from the
 tile's ``numpy.random.Generator`` and the row index, so results are bit-for-bit
 reproducible whatever the thread count or scheduling.
 
-Streams are one-element ``uint64`` arrays (the state) advanced by splitmix64
+Streams are ``uint64`` counters (the state, threaded through the calls) hashed by splitmix64
 (Steele, Lea & Flood, OOPSLA 2014; passes BigCrush). Normals come from the
 128-layer ziggurat of Marsaglia & Tsang (J. Stat. Softw. 5(8), 2000) with the
 layer index and the value taken from disjoint bits of one 64-bit draw (the fix
@@ -65,7 +65,7 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _KN, _WN, _FN = _ziggurat_tables()
 
 
-@njit
+@njit(inline="always")
 def mix64(z):
     """splitmix64 finaliser: a bijective 64-bit hash."""
     z = (z ^ (z >> _S30)) * _MIX1
@@ -73,66 +73,69 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit
+@njit(inline="always")
 def stream(seed, index):
-    """A fresh stream state (1-element uint64 array) for ``index`` under call seed ``seed``."""
-    st = np.empty(1, np.uint64)
-    st[0] = mix64(np.uint64(seed) ^ mix64(np.uint64(index) + _GOLDEN))
-    return st
+    """Initial state (a uint64 counter) of stream ``index`` under call seed ``seed``.
+
+    States are plain scalars threaded through the draws (``value, state =
+    normal(state)``) so that the compiler keeps them in registers.
+    """
+    return mix64(np.uint64(seed) ^ mix64(np.uint64(index) + _GOLDEN))
 
 
-@njit
+@njit(inline="always")
 def next_u64(st):
-    """Next 64 random bits of the stream."""
-    st[0] = st[0] + _GOLDEN
-    return mix64(st[0])
+    """Next 64 random bits: returns (bits, new state)."""
+    st = st + _GOLDEN
+    return mix64(st), st
 
 
-@njit
+@njit(inline="always")
 def uniform(st):
-    """Uniform double in [0, 1) (53 random bits)."""
-    return float(next_u64(st) >> _S11) * _INV53
+    """Uniform double in [0, 1) (53 random bits): returns (u, new state)."""
+    r, st = next_u64(st)
+    return float(r >> _S11) * _INV53, st
 
 
-@njit
+@njit(inline="always")
 def _uniform_open(st):
-    """Uniform double in (0, 1] (safe for log)."""
-    return (float(next_u64(st) >> _S11) + 1.0) * _INV53
+    """Uniform double in (0, 1] (safe for log): returns (u, new state)."""
+    r, st = next_u64(st)
+    return (float(r >> _S11) + 1.0) * _INV53, st
 
 
 @njit
 def _normal_tail(st, hz, iz):
-    """Slow path of the ziggurat: base strip tail or wedge rejection (``nfix``)."""
+    """Slow path of the ziggurat: base strip tail or wedge rejection (``nfix``); returns (z, state)."""
     while True:
         x = hz * _WN[iz]
         if iz == 0:
             while True:
-                xt = -math.log(_uniform_open(st)) / _ZIG_R
-                yt = -math.log(_uniform_open(st))
+                u1, st = _uniform_open(st)
+                u2, st = _uniform_open(st)
+                xt = -math.log(u1) / _ZIG_R
+                yt = -math.log(u2)
                 if yt + yt >= xt * xt:
                     break
-            return _ZIG_R + xt if hz > 0 else -_ZIG_R - xt
-        if _FN[iz] + uniform(st) * (_FN[iz - 1] - _FN[iz]) < math.exp(-0.5 * x * x):
-            return x
-        r = next_u64(st)
-        iz = np.int64(r & _LOW7)
-        hz = np.int64(r >> _S32)
-        if hz >= 2147483648:
-            hz -= 4294967296
+            return (_ZIG_R + xt if hz > 0 else -_ZIG_R - xt), st
+        u, st = uniform(st)
+        if _FN[iz] + u * (_FN[iz - 1] - _FN[iz]) < math.exp(-0.5 * x * x):
+            return x, st
+        r, st = next_u64(st)
+        iz = np.intp(r & _LOW7)
+        hz = np.int64(np.int32(np.uint32(r >> _S32)))
         if abs(hz) < _KN[iz]:
-            return hz * _WN[iz]
+            return hz * _WN[iz], st
 
 
-@njit
+@njit(inline="always")
 def normal(st):
-    """Standard normal double (ziggurat; ~99% of draws cost one 64-bit draw)."""
-    r = next_u64(st)
-    iz = np.int64(r & _LOW7)
-    hz = np.int64(r >> _S32)
-    if hz >= 2147483648:
-        hz -= 4294967296
+    """Standard normal double (ziggurat; ~97% of draws cost one 64-bit draw): returns (z, new state)."""
+    r, st = next_u64(st)
+    iz = np.intp(r & _LOW7)
+    hz = np.int64(np.int32(np.uint32(r >> _S32)))
     if abs(hz) < _KN[iz]:
-        return hz * _WN[iz]
+        return hz * _WN[iz], st
     return _normal_tail(st, hz, iz)
 
 
@@ -142,7 +145,7 @@ def fill_normal(seed, out):
     for r in range(out.shape[0]):
         st = stream(seed, r)
         for c in range(out.shape[1]):
-            out[r, c] = normal(st)
+            out[r, c], st = normal(st)
 
 
 @njit
@@ -151,4 +154,4 @@ def fill_uniform(seed, out):
     for r in range(out.shape[0]):
         st = stream(seed, r)
         for c in range(out.shape[1]):
-            out[r, c] = uniform(st)
+            out[r, c], st = uniform(st)

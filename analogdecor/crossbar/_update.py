@@ -85,16 +85,18 @@ def _x_lines(x, bl, scale_x, seed, xidx, xcnt):
             c = 0
             for j in range(n_in):
                 p = min(scale_x[n] * abs(np.float64(x[n, j])), 1.0)
-                if p > 0.0 and uniform(st) < p:
-                    xidx[n, t, c] = j
-                    c += 1
+                if p > 0.0:
+                    u, st = uniform(st)
+                    if u < p:
+                        xidx[n, t, c] = j
+                        c += 1
             xcnt[n, t] = c
 
 
 @njit
 def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax, std, mult_noise,
                   es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add, std_slope, st):  # fmt: skip
-    """``count`` pulses in one direction on one device starting at weight ``w``; returns the new weight."""
+    """``count`` pulses in one direction on one device from weight ``w``; returns (new weight, stream state)."""
     scale = su if up else sd
     for _ in range(count):
         if model == CONSTANT:
@@ -118,7 +120,7 @@ def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax,
             else:
                 dw = 0.0
         if std > 0.0:
-            xi = normal(st)
+            xi, st = normal(st)
             if model == EXP and (std_add > 0.0 or std_slope > 0.0):
                 dw = dw + std * (std_add + abs(dw) + std_slope * abs(w)) * xi
             elif model == LINEAR and not mult_noise:
@@ -130,7 +132,7 @@ def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax,
             w = bmax
         elif w < bmin:
             w = bmin
-    return w
+    return w, st
 
 
 @njit
@@ -176,7 +178,8 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
                     count[j] = np.int64(np.rint(bl[n] * p_x * p_d))
             else:
                 for t in range(bl[n]):
-                    if uniform(st) < p_d:
+                    u, st = uniform(st)
+                    if u < p_d:
                         for c in range(xcnt[n, t]):
                             count[xidx[n, t, c]] += 1
             sd_sign = lr_sign * (1.0 if di > 0 else -1.0)
@@ -189,7 +192,7 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
                     continue
                 xj = np.float64(x[n, j])
                 up = sd_sign * (1.0 if xj > 0 else -1.0) < 0.0
-                wij = _apply_pulses(np.float64(w[i, j]), cnt, up, model, np.float64(scale_up[i, j]),
+                wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, np.float64(scale_up[i, j]),
                                     np.float64(scale_down[i, j]), np.float64(slope_up[i, j]),
                                     np.float64(slope_down[i, j]), np.float64(b_min[i, j]),
                                     np.float64(b_max[i, j]), std, mult_noise, es_a, es_b, es_gamma_up,
@@ -197,6 +200,7 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
                 wij = snap_to_levels(wij, level_step, np.float64(b_min[i, j]), np.float64(b_max[i, j]))
                 w[i, j] = wij
                 if write_noise > 0.0:
-                    w_read[i, j] = wij + write_noise * normal(st)
+                    z, st = normal(st)
+                    w_read[i, j] = wij + write_noise * z
                 else:
                     w_read[i, j] = wij
