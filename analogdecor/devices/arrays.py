@@ -147,7 +147,7 @@ def draw_device_arrays(
     fault[(u_fault >= cfg.dead_fraction) & (u_fault < cfg.dead_fraction + cfg.stuck_fraction)] = STUCK
     w0 = np.clip(np.zeros(shape, f32), b_min32, b_max32)
     stuck = fault == STUCK
-    w0[stuck] = (b_min + (b_max - b_min) * u_stuck).astype(f32)[stuck]
+    w0[stuck] = np.clip((b_min + (b_max - b_min) * u_stuck).astype(f32), b_min32, b_max32)[stuck]
     w0[fault == DEAD] = 0.0
     arrays = DeviceArrays(
         scale_up=scale_up.astype(f32),

@@ -1,0 +1,333 @@
+"""Slow, obviously-correct NumPy/Python references of the crossbar kernels.
+
+Every fast path of analogdecor.crossbar is compared against one of these in
+tests/test_crossbar_*.py. They are written from the equations in
+../shared/notes/aihwkit-semantics.md with plain loops, not by calling the
+kernels. Two deliberate shortcuts, stated where they are used:
+
+* the matrix product ``v @ mat`` uses the same float32 NumPy call as the tile
+  (a loop would sum in another order and differ in the last bit);
+* random numbers come from :class:`RefStream`, a pure-Python re-implementation
+  of the kernels' splitmix64 streams and ziggurat normals, so that kernels
+  with noise switched on can be compared exactly (the generator itself is
+  tested for its distribution separately).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analogdecor.crossbar import _rng
+
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+class RefStream:
+    """Pure-Python copy of the kernels' random stream ``index`` under ``seed``."""
+
+    # The ziggurat tables are data (Marsaglia & Tsang 2000); take them from the module.
+    KN, WN, FN = _rng._KN, _rng._WN, _rng._FN
+    R = 3.442619855899
+
+    def __init__(self, seed: int, index: int) -> None:
+        self.state = _mix(int(seed) ^ _mix((int(index) + GOLDEN) & MASK))
+
+    def u64(self) -> int:
+        self.state = (self.state + GOLDEN) & MASK
+        return _mix(self.state)
+
+    def uniform(self) -> float:
+        return float(self.u64() >> 11) * (1.0 / 9007199254740992.0)
+
+    def _uniform_open(self) -> float:
+        return (float(self.u64() >> 11) + 1.0) * (1.0 / 9007199254740992.0)
+
+    def _split(self, r: int) -> tuple[int, int]:
+        iz = r & 127
+        hz = r >> 32
+        if hz >= 1 << 31:
+            hz -= 1 << 32
+        return hz, iz
+
+    def normal(self) -> float:
+        hz, iz = self._split(self.u64())
+        if abs(hz) < self.KN[iz]:
+            return hz * float(self.WN[iz])
+        while True:
+            x = hz * float(self.WN[iz])
+            if iz == 0:
+                while True:
+                    xt = -math.log(self._uniform_open()) / self.R
+                    yt = -math.log(self._uniform_open())
+                    if yt + yt >= xt * xt:
+                        break
+                return self.R + xt if hz > 0 else -self.R - xt
+            u = self.uniform()
+            if float(self.FN[iz]) + u * (float(self.FN[iz - 1]) - float(self.FN[iz])) < math.exp(-0.5 * x * x):
+                return x
+            hz, iz = self._split(self.u64())
+            if abs(hz) < self.KN[iz]:
+                return hz * float(self.WN[iz])
+
+
+# ---------------------------------------------------------------------------------- reads
+def ref_read_pass(mat, x, io, pass_scale, seed_in, seed_out):
+    """One analogue read of every row of ``x`` (steps 1-4, 6); returns (y float32, saturated bool)."""
+    n_rows, n = x.shape
+    m = mat.shape[1]
+    v = np.zeros((n_rows, n), np.float32)
+    alpha = np.zeros(n_rows)
+    step_in = io.inp_step
+    for b in range(n_rows):
+        if io.noise_management == "abs_max":
+            a = max(abs(float(t)) for t in x[b])
+            if a == 0.0:
+                continue  # v = 0, alpha = 0: output exactly 0
+        else:
+            a = 1.0
+        a *= pass_scale
+        st = RefStream(seed_in, b)
+        for j in range(n):
+            t = float(x[b, j]) / a
+            if step_in > 0:
+                t = float(np.rint(t / step_in)) * step_in
+            t = min(max(t, -io.inp_bound), io.inp_bound)
+            if io.inp_noise > 0:
+                t = t + io.inp_noise * io.inp_bound * st.normal()
+            v[b, j] = t
+        alpha[b] = a
+    y = v @ mat  # same float32 product as the tile (see module docstring)
+    if io.w_noise > 0 and io.w_noise_type == "pcm":
+        wn_var = io.w_noise**2 * ((v * v) @ np.abs(mat)).astype(np.float64)
+    elif io.w_noise > 0:
+        wn_var = np.array([[io.w_noise**2 * sum(float(t) ** 2 for t in v[b])] for b in range(n_rows)])
+    else:
+        wn_var = None
+    out = np.zeros((n_rows, m), np.float32)
+    sat = np.zeros(n_rows, bool)
+    step_out = io.out_step
+    for b in range(n_rows):
+        st = RefStream(seed_out, b)
+        for i in range(m):
+            t = float(y[b, i])
+            extra = 0.0 if wn_var is None else float(wn_var[b, i if wn_var.shape[1] > 1 else 0])
+            sd = math.sqrt(io.out_noise * io.out_noise + extra)
+            if sd > 0:
+                t = t + sd * st.normal()
+            if step_out > 0:
+                t = float(np.rint(t / step_out)) * step_out
+            if t >= io.out_bound:
+                t, sat[b] = io.out_bound, True
+            elif t <= -io.out_bound:
+                t, sat[b] = -io.out_bound, True
+            out[b, i] = t * alpha[b]
+    return out, sat
+
+
+def ref_read(mat, x, io, rng):
+    """Full read with iterative bound management; ``rng`` is a copy of the tile's cycle generator."""
+    if io.is_perfect:
+        return np.array([[sum(float(x[b, j]) * float(mat[j, i]) for j in range(x.shape[1]))
+                          for i in range(mat.shape[1])] for b in range(x.shape[0])], np.float32)  # fmt: skip
+
+    def seeds():
+        s = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+        return int(s[0]), int(s[1])
+
+    y, sat = ref_read_pass(mat, x, io, 1.0, *seeds())
+    if io.bound_management == "iterative":
+        rows = [b for b in range(x.shape[0]) if sat[b]]
+        k = 1
+        while rows and k < io.max_bm_passes:
+            y_sub, sat_sub = ref_read_pass(mat, x[rows], io, 2.0**k, *seeds())
+            for pos, b in enumerate(rows):
+                y[b] = y_sub[pos]
+            rows = [b for pos, b in enumerate(rows) if sat_sub[pos]]
+            k += 1
+    return y
+
+
+# ---------------------------------------------------------------------------------- update
+def ref_management(x, d, lr, dw_min, desired_bl, um, blm):
+    """Per-sample (BL, scale_x, scale_d) from the notes' "Gradient to pulses" equations."""
+    out = []
+    for n in range(x.shape[0]):
+        xmax = max((abs(float(t)) for t in x[n]), default=0.0)
+        dmax = max((abs(float(t)) for t in d[n]), default=0.0)
+        if xmax == 0 or dmax == 0 or lr == 0:
+            out.append((0, 0.0, 0.0))
+            continue
+        k = abs(lr) * xmax * dmax / dw_min
+        bl = max(min(math.ceil(k), desired_bl) if blm else desired_bl, 1)
+        if k > bl:
+            dmax = dmax * bl / k
+        a = b = math.sqrt(abs(lr) / (dw_min * bl))
+        if um:
+            a *= math.sqrt(xmax / dmax)
+            b *= math.sqrt(dmax / xmax)
+        out.append((bl, b, a))
+    return out
+
+
+def ref_step(model, w, up, p, dev, st):
+    """One pulse on one device (family equations of the notes, "One pulse"); returns the new weight.
+
+    ``p`` holds the device's hidden parameters (scale_up, scale_down, shape_up,
+    shape_down, b_min, b_max as floats); ``dev`` is the DeviceConfig.
+    """
+    scale = p["scale_up"] if up else p["scale_down"]
+    bmin, bmax = p["b_min"], p["b_max"]
+    if model in ("constant",):
+        dw = scale
+    elif model in ("linear", "softbounds"):
+        dw = scale * (1.0 + (p["shape_up"] if up else p["shape_down"]) * w)
+    elif model == "exp":
+        z = 2.0 * dev.a * w / (bmax - bmin) + dev.b if bmax > bmin else dev.b
+        y = 1.0 - dev.A_up * math.exp(dev.gamma_up * z) if up else 1.0 - dev.A_down * math.exp(-dev.gamma_down * z)
+        dw = max(y, 0.0) * scale
+    elif model == "pow":
+        if bmax > bmin:
+            omega = (bmax - w) / (bmax - bmin)
+            base = min(max(omega if up else 1.0 - omega, 0.0), 1.0)
+            dw = scale * base ** (p["shape_up"] if up else p["shape_down"])
+        else:
+            dw = 0.0
+    else:
+        raise ValueError(model)
+    if dev.dw_min_std > 0:
+        xi = st.normal()
+        if model == "exp" and (dev.dw_min_std_add > 0 or dev.dw_min_std_slope > 0):
+            dw = dw + dev.dw_min_std * (dev.dw_min_std_add + abs(dw) + dev.dw_min_std_slope * abs(w)) * xi
+        elif model in ("linear", "softbounds") and not dev.mult_noise:
+            dw = dw + scale * dev.dw_min_std * xi
+        else:
+            dw = dw * (1.0 + dev.dw_min_std * xi)
+    w = w + dw if up else w - dw
+    return min(max(w, bmin), bmax)
+
+
+def ref_snap(w, step, bmin, bmax):
+    """Nearest conductance level inside the device's bounds (weight units)."""
+    if step <= 0:
+        return w
+    q = float(np.rint(w / step)) * step
+    if q > bmax:
+        q -= step
+    if q < bmin:
+        q += step
+    return w if (q > bmax or q < bmin) else q
+
+
+def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x, seed_rows):
+    """Pulsed update of a whole tile, sample by sample (stochastic or deterministic).
+
+    ``w``/``w_read`` are float32 arrays updated in place; ``arrays`` the tile's
+    DeviceArrays; seeds are the two kernel seeds the tile drew.
+    """
+    n_out, n_in = w.shape
+    man = ref_management(x, d, lr, dev.dw_min, upd.desired_bl, upd.update_management, upd.update_bl_management)
+    deterministic = upd.pulse_type == "deterministic"
+    # x-line bit streams: one stream per sample
+    fired = []
+    for n, (bl, sx, _) in enumerate(man):
+        st = RefStream(seed_x, n)
+        slots = []
+        for _t in range(bl if not deterministic else 0):
+            on = []
+            for j in range(n_in):
+                p = min(sx * abs(float(x[n, j])), 1.0)
+                if p > 0 and st.uniform() < p:
+                    on.append(j)
+            slots.append(on)
+        fired.append(slots)
+    p_of = {k: np.asarray(v, np.float64) for k, v in arrays.as_dict().items()}
+    sgn_lr = 1.0 if lr > 0 else -1.0
+    wn = dev.write_noise_std * dev.dw_min
+    for i in range(n_out):
+        st = RefStream(seed_rows, i)
+        for n, (bl, sx, sd) in enumerate(man):
+            if bl == 0:
+                continue
+            di = float(d[n, i])
+            p_d = min(sd * abs(di), 1.0)
+            if p_d == 0:
+                continue
+            count = [0] * n_in
+            if deterministic:
+                for j in range(n_in):
+                    p_x = min(sx * abs(float(x[n, j])), 1.0)
+                    count[j] = int(np.rint(bl * p_x * p_d))
+            else:
+                for t in range(bl):
+                    if st.uniform() < p_d:
+                        for j in fired[n][t]:
+                            count[j] += 1
+            for j in range(n_in):
+                if count[j] == 0 or arrays.fault[i, j] != 0:
+                    continue
+                up = sgn_lr * (1.0 if di > 0 else -1.0) * (1.0 if float(x[n, j]) > 0 else -1.0) < 0
+                p = {k: float(v[i, j]) for k, v in p_of.items()}
+                wij = float(w[i, j])
+                for _ in range(count[j]):
+                    wij = ref_step(dev.model, wij, up, p, dev, st)
+                wij = ref_snap(wij, level_step, p["b_min"], p["b_max"])
+                w[i, j] = wij
+                w_read[i, j] = wij + wn * st.normal() if wn > 0 else wij
+
+
+def ref_device_arrays(cfg, shape, rng):
+    """Hidden per-device parameters from the notes' formulas, device by device (same draw order)."""
+    names = ("gain", "up_down", "b_max", "b_min", "gamma_up", "gamma_down", "pow_gamma", "pow_up_down")
+    xi = {k: rng.standard_normal(shape) for k in names}
+    u_fault, u_stuck = rng.random(shape), rng.random(shape)
+    out = {k: np.zeros(shape) for k in ("scale_up", "scale_down", "b_min", "b_max", "shape_up", "shape_down")}
+    fault = np.zeros(shape, np.uint8)
+    w0 = np.zeros(shape)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            g = (math.exp(cfg.dw_min_dtod * xi["gain"][i, j]) if cfg.dw_min_dtod_log_normal
+                 else 1 + cfg.dw_min_dtod * xi["gain"][i, j])  # fmt: skip
+            r = cfg.up_down_dtod * xi["up_down"][i, j]
+            ub = 0.0 if cfg.up_down > 0 else cfg.up_down
+            db = -cfg.up_down if cfg.up_down > 0 else 0.0
+            su, sd = (ub + g + r) * cfg.dw_min, (db + g - r) * cfg.dw_min
+            bmax = cfg.w_max * (1 + cfg.w_max_dtod * xi["b_max"][i, j])
+            bmin = cfg.w_min * (1 + cfg.w_min_dtod * xi["b_min"][i, j])
+            if bmin > bmax:
+                bmin, bmax = bmax, bmin
+            if cfg.enforce_consistency:
+                su, sd, bmax, bmin = abs(su), abs(sd), abs(bmax), -abs(bmin)
+            shu = shd = 0.0
+            if cfg.model == "linear":
+                gu = abs(cfg.gamma_up + cfg.gamma_up_dtod * xi["gamma_up"][i, j])
+                gd = abs(cfg.gamma_down + cfg.gamma_down_dtod * xi["gamma_down"][i, j])
+                shu = -gu / (cfg.w_max if cfg.mean_bound_reference else bmax)
+                shd = -gd / (cfg.w_min if cfg.mean_bound_reference else bmin)
+            elif cfg.model == "softbounds":
+                shu, shd = -1 / bmax, -1 / bmin
+            elif cfg.model == "pow":
+                beta = cfg.pow_up_down + cfg.pow_up_down_dtod * xi["pow_up_down"][i, j]
+                spread = cfg.pow_gamma_dtod * xi["pow_gamma"][i, j]
+                shu = max(cfg.pow_gamma * (1 + beta + spread), 0.0)
+                shd = max(cfg.pow_gamma * (1 - beta + spread), 0.0)
+            for k, v in (("scale_up", su), ("scale_down", sd), ("b_min", bmin), ("b_max", bmax),
+                         ("shape_up", shu), ("shape_down", shd)):  # fmt: skip
+                out[k][i, j] = v
+            if u_fault[i, j] < cfg.dead_fraction:
+                fault[i, j] = 2
+            elif u_fault[i, j] < cfg.dead_fraction + cfg.stuck_fraction:
+                fault[i, j] = 1
+                w0[i, j] = bmin + (bmax - bmin) * u_stuck[i, j]
+            else:
+                w0[i, j] = min(max(0.0, bmin), bmax)
+    out["fault"] = fault
+    return out, w0

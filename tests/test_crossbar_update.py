@@ -1,0 +1,249 @@
+"""Pulsed update and device draws against the loop references; statistics against the notes' formulas."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from analogdecor.crossbar import MappingConfig, Tile, TileConfig, UpdateConfig
+from analogdecor.crossbar._update import pulse_management
+from analogdecor.devices import DeviceConfig
+from analogdecor.devices.arrays import draw_device_arrays
+from reference import ref_device_arrays, ref_management, ref_pulsed_update
+
+FAMILIES = {
+    "constant": DeviceConfig(model="constant", dw_min=0.02, w_min=-1, w_max=1, up_down=0.1),
+    "linear-mult": DeviceConfig(model="linear", dw_min=0.02, w_min=-0.8, w_max=1.2, gamma_up=0.3,
+                                gamma_down=0.6, up_down=-0.1),
+    "linear-add": DeviceConfig(model="linear", dw_min=0.02, w_min=-1, w_max=1, gamma_up=0.2, gamma_down=0.2,
+                               mult_noise=False, mean_bound_reference=False),
+    "softbounds": DeviceConfig(model="softbounds", dw_min=0.02, w_min=-0.75, w_max=1.25, write_noise_std=2.0),
+    "exp": DeviceConfig(model="exp", dw_min=0.02, w_min=-1, w_max=1, a=-0.5, b=-0.5, gamma_up=5, gamma_down=5,
+                        A_up=-1.18445, A_down=-0.081404, up_down=0.26, write_noise_std=3.0),
+    "exp-pcm-noise": DeviceConfig(model="exp", dw_min=0.02, w_min=0, w_max=2, a=-1, b=0, gamma_up=2.5,
+                                  gamma_down=2.5, A_up=-27.235, A_down=-2.235, dw_min_std=0.6,
+                                  dw_min_std_add=0.042, dw_min_std_slope=0.108),
+    "pow": DeviceConfig(model="pow", dw_min=0.02, w_min=-1, w_max=1, pow_gamma=1.5, pow_up_down=0.2,
+                        pow_up_down_dtod=0.05),
+}  # fmt: skip
+
+
+def _data(seed, batch, n_in, n_out, zero_rows=True):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, n_in)).astype(np.float32)
+    d = (0.5 * rng.standard_normal((batch, n_out))).astype(np.float32)
+    x[0, 1] = 0.0
+    if zero_rows and batch > 2:
+        d[2] = 0.0  # a sample with no error: no pulses
+    return x, d
+
+
+def _compare(cfg, x, d, lr, w_init=None, seed=11):
+    tile = Tile(d.shape[1], x.shape[1], cfg, seed=seed)
+    if w_init is not None:
+        tile.set_weights(w_init)
+    w, w_read = tile.hidden_weights(), tile.read_weights()
+    gen = copy.deepcopy(tile._rng)
+    tile.update(x, d, lr)
+    s = gen.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+    ref_pulsed_update(w, w_read, tile.device_arrays, cfg.device, cfg.update, tile._level_step, x, d, lr,
+                      int(s[0]), int(s[1]))  # fmt: skip
+    return tile, w, w_read
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("pulse_type", ["deterministic", "stochastic"])
+def test_pulsed_update_matches_reference_exactly(family, pulse_type):
+    cfg = TileConfig(device=FAMILIES[family], update=UpdateConfig(pulse_type=pulse_type, desired_bl=9))
+    x, d = _data(0, 4, 6, 5)
+    w0 = np.random.default_rng(1).uniform(-0.4, 0.4, (5, 6)).astype(np.float32)
+    for lr in (0.05, -0.02):  # also a negative lr (pulses flip)
+        tile, w, w_read = _compare(cfg, x, d, lr, w0)
+        np.testing.assert_array_equal(tile.hidden_weights(), w)
+        np.testing.assert_array_equal(tile.read_weights(), w_read)
+        assert not np.array_equal(w, w0)
+
+
+def test_update_with_levels_faults_and_clipping_matches_reference():
+    dev = dataclasses.replace(FAMILIES["linear-mult"], stuck_fraction=0.2, dead_fraction=0.1, write_noise_std=1.0)
+    cfg = TileConfig(device=dev, update=UpdateConfig(desired_bl=31), mapping=MappingConfig(levels=33))
+    x, d = _data(3, 5, 8, 7)
+    tile, w, w_read = _compare(cfg, x, 40 * d, 0.5)  # huge update: BL clipped, devices hit their bounds
+    np.testing.assert_array_equal(tile.hidden_weights(), w)
+    np.testing.assert_array_equal(tile.read_weights(), w_read)
+    arr = tile.device_arrays
+    assert np.all(w <= arr.b_max) and np.all(w >= arr.b_min)
+    step = tile._level_step
+    alive = arr.fault == 0
+    k = w[alive] / step
+    np.testing.assert_allclose(k, np.rint(k), atol=1e-4)  # on the conductance grid
+    top = (w > arr.b_max - step) | (w < arr.b_min + step)
+    assert np.any(top & alive)  # some devices were driven to their outermost level
+
+
+def test_management_matches_reference_and_clips():
+    x, d = _data(5, 6, 4, 3)
+    d[4] *= 1e3  # k >> BL: clipped update
+    for um, blm in [(True, True), (False, True), (True, False), (False, False)]:
+        bl, sx, sd = pulse_management(x, d, 0.01, 0.001, 31, um, blm)
+        ref = ref_management(x, d, 0.01, 0.001, 31, um, blm)
+        np.testing.assert_array_equal(bl, [r[0] for r in ref])
+        np.testing.assert_array_equal(sx, [r[1] for r in ref])
+        np.testing.assert_array_equal(sd, [r[2] for r in ref])
+    bl, sx, sd = pulse_management(x, d, 0.01, 0.001, 31, True, True)
+    assert bl[2] == 0 and bl[4] == 31
+    # with update management the largest x and d lines get the same clipped probability when k <= BL
+    n = 0
+    px, pd_ = sx[n] * np.abs(x[n]).max(), sd[n] * np.abs(d[n]).max()
+    assert px == pytest.approx(pd_)
+
+
+@pytest.mark.parametrize("model", ["constant", "linear", "softbounds", "exp", "pow", "ideal"])
+def test_device_draws_match_reference(model):
+    cfg = dataclasses.replace(FAMILIES["pow"] if model == "pow" else DeviceConfig(), model=model,
+                              up_down=0.2, stuck_fraction=0.1, dead_fraction=0.1)  # fmt: skip
+    arrays, w0 = draw_device_arrays(cfg, (6, 9), np.random.default_rng(4))
+    ref, w0_ref = ref_device_arrays(cfg, (6, 9), np.random.default_rng(4))
+    for name, value in arrays.as_dict().items():
+        np.testing.assert_allclose(value, ref[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    np.testing.assert_allclose(w0, w0_ref, rtol=1e-6, atol=1e-7)
+    assert np.all(arrays.b_min <= 0) and np.all(arrays.b_max >= 0)
+
+
+def test_constant_step_mean_and_variance_follow_the_notes():
+    """E[dW] = -lr x d and Var = g lr |x d| (1 + dw_min_std^2 - q), q = p_x p_d (notes, ConstantStep)."""
+    g, std, lr = 0.001, 0.3, 0.01
+    dev = DeviceConfig(model="constant", dw_min=g, dw_min_dtod=0.0, dw_min_std=std, up_down_dtod=0.0,
+                       w_min=-1, w_max=1, w_min_dtod=0, w_max_dtod=0)  # fmt: skip
+    cfg = TileConfig(device=dev, update=UpdateConfig(desired_bl=31))
+    n_rep = 4000
+    x = np.array([[0.9, -0.5, 0.2]], np.float32)
+    d = np.array([[0.6], [-0.3]], np.float32).T  # one sample, two rows
+    tile = Tile(2, 3, cfg, seed=0)
+    deltas = np.empty((n_rep, 2, 3))
+    for r in range(n_rep):
+        tile.set_weights(np.zeros((2, 3)))  # far from the bounds every time
+        tile.update(x, d, lr)
+        deltas[r] = tile.hidden_weights()
+    expect = -lr * d.T.astype(np.float64) @ x.astype(np.float64)
+    bl, sx, sd = pulse_management(x, d, lr, g, 31, True, True)
+    q = (sx[0] * np.abs(x[0]))[None, :] * (sd[0] * np.abs(d[0]))[:, None]
+    var = g * lr * np.abs(expect / lr) * (1 + std**2 - q)
+    mean = deltas.mean(0)
+    se = np.sqrt(var / n_rep)
+    assert np.all(np.abs(mean - expect) < 4 * se), (mean, expect)
+    np.testing.assert_allclose(deltas.var(0), var, rtol=0.12)
+    # devices on one row share that row's d-line bits: positive covariance along a row
+    c = np.corrcoef(np.abs(deltas[:, 0, 0]), np.abs(deltas[:, 0, 1]))[0, 1]
+    assert c > 0.05
+
+
+def test_deterministic_mode_is_exact_without_cycle_noise():
+    g = 0.001
+    dev = DeviceConfig(model="constant", dw_min=g, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0,
+                       w_min=-1, w_max=1, w_min_dtod=0, w_max_dtod=0)  # fmt: skip
+    cfg = TileConfig(device=dev, update=UpdateConfig(pulse_type="deterministic", desired_bl=31))
+    x = np.array([[1.0, 0.5, -0.25, 0.0]], np.float32)
+    d = np.array([[0.8, -0.4]], np.float32)
+    tile = Tile(2, 4, cfg)
+    tile.update(x, d, 0.01)
+    # k = 0.01 * 1 * 0.8 / 0.001 = 8 -> BL 8; n_ij = rint(lr |x d| / g)
+    expect = -np.sign(d.T * x) * np.rint(0.01 * np.abs(d.T * x) / g) * g
+    np.testing.assert_allclose(tile.hidden_weights(), expect, atol=1e-7)
+
+
+def test_devices_at_bounds_stay_within_bounds_and_faults_never_move():
+    dev = dataclasses.replace(FAMILIES["constant"], stuck_fraction=0.25, dead_fraction=0.25)
+    tile = Tile(8, 8, TileConfig(device=dev), seed=5)
+    arr = tile.device_arrays
+    tile.set_weights(np.where(np.arange(8)[None, :] % 2 == 0, 10.0, -10.0) * np.ones((8, 8)))
+    w0 = tile.hidden_weights()
+    alive = arr.fault == 0
+    assert np.all((w0 == arr.b_max) | (w0 == arr.b_min) | ~alive)
+    x, d = _data(1, 16, 8, 8, zero_rows=False)
+    for _ in range(5):
+        tile.update(x, d, 0.5)
+        tile.update(x, d, -0.5)
+    w = tile.hidden_weights()
+    assert np.all(w <= arr.b_max) and np.all(w >= arr.b_min)
+    np.testing.assert_array_equal(w[~alive], w0[~alive])
+    assert np.all(w[arr.fault == 2] == 0.0)
+    g_plus, g_minus = tile.conductances()
+    assert np.all(g_plus[arr.fault == 2] == tile.config.mapping.g_min)
+    assert np.all(g_minus[arr.fault == 2] == tile.config.mapping.g_min)
+
+
+def test_zero_inputs_and_zero_lr_do_nothing():
+    tile = Tile(3, 4, TileConfig(device=FAMILIES["exp"]), seed=1)
+    before = tile.state_dict()
+    tile.update(np.zeros((2, 4)), np.ones((2, 3)), 0.1)
+    tile.update(np.ones((2, 4)), np.zeros((2, 3)), 0.1)
+    tile.update(np.ones((2, 4)), np.ones((2, 3)), 0.0)
+    after = tile.state_dict()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+
+
+def test_ideal_update_is_float32_sgd():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((5, 7)).astype(np.float32)
+    x = rng.standard_normal((3, 7)).astype(np.float32)
+    d = rng.standard_normal((3, 5)).astype(np.float32)
+    tile = Tile(5, 7, TileConfig.ideal())
+    tile.set_weights(w)
+    tile.update(x, d, 0.1)
+    np.testing.assert_array_equal(tile.read_weights(), w - np.float32(0.1) * (d.T @ x))
+    ref = w.astype(np.float64) - 0.1 * sum(np.outer(d[n], x[n]) for n in range(3))
+    np.testing.assert_allclose(tile.read_weights(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_float_update_of_a_bounded_device_clips():
+    dev = dataclasses.replace(FAMILIES["constant"], w_min_dtod=0.0, w_max_dtod=0.0)
+    tile = Tile(2, 2, TileConfig(device=dev, update=UpdateConfig(pulse_type="none")))
+    tile.update(np.ones((1, 2)), np.array([[1.0, -1.0]]), 5.0)
+    np.testing.assert_array_equal(tile.hidden_weights(), [[-1, -1], [1, 1]])
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from analogdecor.crossbar import Tile, TileConfig, UpdateConfig
+    from analogdecor.devices import load_preset
+    cfg = load_preset("ReRamES")
+    tile = Tile(70, 40, cfg, seed=3)
+    rng = np.random.default_rng(0)
+    tile.set_weights(rng.uniform(-0.3, 0.3, (70, 40)))
+    x = rng.standard_normal((300, 40)).astype(np.float32)
+    d = rng.standard_normal((8, 70)).astype(np.float32) * 0.1
+    y = tile.forward(x)
+    tile.update(x[:8], d, 0.05)
+    np.save(OUT, np.concatenate([y.ravel(), tile.read_weights().ravel(), tile.backward(d).ravel()]))
+    """
+)
+
+
+def _run(tmp_path, name, env):
+    out = tmp_path / f"{name}.npy"
+    code = SCRIPT.replace("OUT", repr(str(out)))
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **env}, timeout=300)
+    return np.load(out)
+
+
+def test_results_do_not_depend_on_thread_count(tmp_path):
+    a = _run(tmp_path, "one", {"NUMBA_NUM_THREADS": "1"})
+    b = _run(tmp_path, "two", {"NUMBA_NUM_THREADS": "2"})
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kernels_run_without_jit(tmp_path):
+    """NUMBA_DISABLE_JIT=1 runs the kernels as Python (coverage, debuggers) with the same results."""
+    a = _run(tmp_path, "jit", {})
+    b = _run(tmp_path, "nojit", {"NUMBA_DISABLE_JIT": "1"})
+    np.testing.assert_allclose(a, b, rtol=0, atol=0)
