@@ -7,11 +7,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from reference import ref_read
 
 from analogdecor.crossbar import IOConfig, Tile, TileConfig
 from analogdecor.crossbar._forward import analog_read
 from analogdecor.devices import DeviceConfig
-from reference import ref_read
 
 QUIET = IOConfig(out_noise=0.0)  # quantisation and management on, no noise
 NOISY = IOConfig(inp_noise=0.02, out_noise=0.1, w_noise=0.01)

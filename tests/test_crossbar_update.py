@@ -11,12 +11,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from reference import ref_device_arrays, ref_management, ref_pulsed_update
 
 from analogdecor.crossbar import MappingConfig, Tile, TileConfig, UpdateConfig
 from analogdecor.crossbar._update import pulse_management
 from analogdecor.devices import DeviceConfig
 from analogdecor.devices.arrays import draw_device_arrays
-from reference import ref_device_arrays, ref_management, ref_pulsed_update
 
 FAMILIES = {
     "constant": DeviceConfig(model="constant", dw_min=0.02, w_min=-1, w_max=1, up_down=0.1),
@@ -79,7 +79,8 @@ def test_update_with_levels_faults_and_clipping_matches_reference():
     np.testing.assert_array_equal(tile.hidden_weights(), w)
     np.testing.assert_array_equal(tile.read_weights(), w_read)
     arr = tile.device_arrays
-    assert np.all(w <= arr.b_max) and np.all(w >= arr.b_min)
+    assert np.all(w <= arr.b_max)
+    assert np.all(w >= arr.b_min)
     step = tile._level_step
     alive = arr.fault == 0
     k = w[alive] / step
@@ -98,7 +99,8 @@ def test_management_matches_reference_and_clips():
         np.testing.assert_array_equal(sx, [r[1] for r in ref])
         np.testing.assert_array_equal(sd, [r[2] for r in ref])
     bl, sx, sd = pulse_management(x, d, 0.01, 0.001, 31, True, True)
-    assert bl[2] == 0 and bl[4] == 31
+    assert bl[2] == 0
+    assert bl[4] == 31
     # with update management the largest x and d lines get the same clipped probability when k <= BL
     n = 0
     px, pd_ = sx[n] * np.abs(x[n]).max(), sd[n] * np.abs(d[n]).max()
@@ -114,7 +116,8 @@ def test_device_draws_match_reference(model):
     for name, value in arrays.as_dict().items():
         np.testing.assert_allclose(value, ref[name], rtol=1e-6, atol=1e-7, err_msg=name)
     np.testing.assert_allclose(w0, w0_ref, rtol=1e-6, atol=1e-7)
-    assert np.all(arrays.b_min <= 0) and np.all(arrays.b_max >= 0)
+    assert np.all(arrays.b_min <= 0)
+    assert np.all(arrays.b_max >= 0)
 
 
 def test_constant_step_mean_and_variance_follow_the_notes():
@@ -133,7 +136,7 @@ def test_constant_step_mean_and_variance_follow_the_notes():
         tile.update(x, d, lr)
         deltas[r] = tile.hidden_weights()
     expect = -lr * d.T.astype(np.float64) @ x.astype(np.float64)
-    bl, sx, sd = pulse_management(x, d, lr, g, 31, True, True)
+    _bl, sx, sd = pulse_management(x, d, lr, g, 31, True, True)
     q = (sx[0] * np.abs(x[0]))[None, :] * (sd[0] * np.abs(d[0]))[:, None]
     var = g * lr * np.abs(expect / lr) * (1 + std**2 - q)
     mean = deltas.mean(0)
@@ -172,7 +175,8 @@ def test_devices_at_bounds_stay_within_bounds_and_faults_never_move():
         tile.update(x, d, 0.5)
         tile.update(x, d, -0.5)
     w = tile.hidden_weights()
-    assert np.all(w <= arr.b_max) and np.all(w >= arr.b_min)
+    assert np.all(w <= arr.b_max)
+    assert np.all(w >= arr.b_min)
     np.testing.assert_array_equal(w[~alive], w0[~alive])
     assert np.all(w[arr.fault == 2] == 0.0)
     g_plus, g_minus = tile.conductances()
