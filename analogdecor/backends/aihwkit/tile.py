@@ -256,15 +256,15 @@ class AihwkitTile:
         hidden = torch.from_numpy(
             np.stack([np.asarray(state[f"hidden.{n}"], dtype=np.float32) for n in self._names])
         )
-        weights = np.asarray(state["weights"], dtype=np.float32)
-        if "persistent_weights" in self._names:
-            weights = np.asarray(state["hidden.persistent_weights"], dtype=np.float32)
-        self._tile.set_weights(torch.from_numpy(np.ascontiguousarray(weights)))
+        persistent = "persistent_weights" in self._names
+        key = "hidden.persistent_weights" if persistent else "weights"
+        weights = torch.from_numpy(np.ascontiguousarray(np.asarray(state[key], dtype=np.float32)))
+        # bounds first (set_weights clips to them), then the weights; with write noise, setting the
+        # hidden parameters once more stores the weights as persistent and draws the read-out noise
         self._tile.set_hidden_parameters(hidden)
-        if "persistent_weights" not in self._names:
-            self._tile.set_weights(
-                torch.from_numpy(np.ascontiguousarray(np.asarray(state["weights"], np.float32)))
-            )
+        self._tile.set_weights(weights)
+        if persistent:
+            self._tile.set_hidden_parameters(hidden)
         self.seed = int(state.get("seed", self.seed))
         lr = float(state.get("learning_rate", float("nan")))
         self._lr = float("nan")
