@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from analogdecor.crossbar.config import IOConfig, MappingConfig, TileConfig, UpdateConfig
+from analogdecor.crossbar.config import IOConfig, MappingConfig, TileConfig
 from analogdecor.devices.config import DeviceConfig
 from analogdecor.errors import BackendUnavailableError, ConfigError, ShapeError
 
@@ -34,9 +34,9 @@ def test_backend_unavailable_error_says_how_to_install(no_aihwkit):
         require_aihwkit()
     with pytest.raises(BackendUnavailableError, match="install with"):
         make_tile("aihwkit", 2, 3, TileConfig(), seed=0)
-    with pytest.raises(ImportError):  # BackendUnavailableError is an ImportError too
-        from analogdecor.backends.aihwkit import AihwkitTile
+    from analogdecor.backends.aihwkit import AihwkitTile
 
+    with pytest.raises(ImportError):  # BackendUnavailableError is an ImportError too
         AihwkitTile(2, 2, TileConfig())
 
 
@@ -45,7 +45,7 @@ def test_translation_check_and_validate_cli_without_aihwkit(no_aihwkit, capsys):
     from analogdecor.cli import main
 
     check_translatable(TileConfig())  # pure Python: no aihwkit needed
-    with pytest.raises(ConfigError, match="MappingConfig.levels"):
+    with pytest.raises(ConfigError, match=r"MappingConfig\.levels"):
         check_translatable(TileConfig(mapping=MappingConfig(levels=16)))
     assert main(["validate", "--preset", "GokmenVlasov", "--check", "forward"]) == 2
     assert "install with: bash scripts/dev.sh setup" in capsys.readouterr().err
@@ -89,13 +89,17 @@ def test_io_translation_matches_aihwkit_semantics():
                   w_noise=0.02, w_noise_type="pcm", max_bm_passes=5)  # fmt: skip
     rpu = to_rpu_config(TileConfig(forward=io, backward=IOConfig(bound_management="none", out_bits=None)))
     f, b = rpu.forward, rpu.backward
-    assert f.inp_res == pytest.approx(1 / 126) and f.out_res == pytest.approx(1 / 510)
+    assert f.inp_res == pytest.approx(1 / 126)
+    assert f.out_res == pytest.approx(1 / 510)
     assert f.inp_noise == pytest.approx(0.02)  # relative to inp_bound in analogdecor, absolute in aihwkit
     assert (f.out_noise, f.out_bound, f.inp_bound) == (0.1, 20.0, 2.0)
-    assert f.w_noise == 0.02 and f.w_noise_type == WeightNoiseType.PCM_READ
+    assert f.w_noise == 0.02
+    assert f.w_noise_type == WeightNoiseType.PCM_READ
     assert f.noise_management == NoiseManagementType.ABS_MAX
-    assert f.bound_management == BoundManagementType.ITERATIVE and f.max_bm_factor == 15
-    assert b.out_res == -1.0 and b.bound_management == BoundManagementType.NONE
+    assert f.bound_management == BoundManagementType.ITERATIVE
+    assert f.max_bm_factor == 15
+    assert b.out_res == -1.0
+    assert b.bound_management == BoundManagementType.NONE
     assert to_rpu_config(TileConfig.ideal()).forward.is_perfect
 
 
@@ -124,7 +128,8 @@ def test_device_translation(dev, cls):
     assert (d.dw_min, d.w_min, d.w_max) == (dev.dw_min, dev.w_min, dev.w_max)
     assert d.construction_seed == 5
     if dev.model == "ideal":
-        assert rpu.update.pulse_type == PulseType.NONE_WITH_DEVICE and d.w_max_dtod == 0.0
+        assert rpu.update.pulse_type == PulseType.NONE_WITH_DEVICE
+        assert d.w_max_dtod == 0.0
     else:
         assert rpu.update.pulse_type == PulseType.STOCHASTIC_COMPRESSED
         assert (d.dw_min_dtod, d.dw_min_std, d.up_down_dtod) == (
@@ -188,7 +193,8 @@ def test_ideal_tile_is_float32_algebra():
     before = t.read_weights()
     t.update(x, d, 0.0)
     np.testing.assert_array_equal(t.read_weights(), before)
-    assert t.forward(x).dtype == np.float32 and t.read_weights().dtype == np.float32
+    assert t.forward(x).dtype == np.float32
+    assert t.read_weights().dtype == np.float32
 
 
 @pytest.mark.aihwkit

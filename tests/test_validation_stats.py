@@ -114,10 +114,13 @@ def test_make_rows_pass_fail_and_json_keys():
     assert [r.passed for r in rows] == [True, False, True, False]
     assert rows[0].tolerance == pytest.approx(zc * 0.1)
     assert rows[0].statistic == pytest.approx(0.1)
-    assert rows[2].statistic == pytest.approx(2.0) and rows[2].tolerance == pytest.approx(zc)
+    assert rows[2].statistic == pytest.approx(2.0)
+    assert rows[2].tolerance == pytest.approx(zc)
     data = json.loads(rows_to_json(rows))
-    assert isinstance(data, list) and len(data) == 4
+    assert isinstance(data, list)
+    assert len(data) == 4
     for obj in data:
         assert {"check", "preset", "statistic", "tolerance", "passed"} <= set(obj)
     table = format_table(rows, zc=zc)
-    assert "FAIL" in table and "2 failed" in table
+    assert "FAIL" in table
+    assert "2 failed" in table
