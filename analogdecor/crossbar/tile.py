@@ -48,7 +48,8 @@ def _as_batch(name: str, arr, width: int, width_name: str) -> np.ndarray:
         raise ShapeError(f"{name} has shape {a.shape}; expected (batch, {width}) with {width} = {width_name}")
     if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
         raise ShapeError(f"{name} has dtype {a.dtype}; expected real numbers")
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf, reported below
+        a = np.ascontiguousarray(a, dtype=np.float32)
     if not np.isfinite(a).all():
         bad = int(np.size(a) - np.isfinite(a).sum())
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf, possibly after float32 cast)")
@@ -279,7 +280,8 @@ class Tile:
         if w.shape != (self.out_size, self.in_size):
             raise ShapeError(f"{name} has shape {w.shape}; expected (out_size, in_size) = "
                              f"({self.out_size}, {self.in_size})")  # fmt: skip
-        w = np.asarray(w, np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf, reported below
+            w = np.asarray(w, np.float32)
         if not np.isfinite(w).all():
             raise ValueError(f"{name} contains NaN or inf; refusing to write it into the conductances")
         return w
