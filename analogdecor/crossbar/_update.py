@@ -165,6 +165,8 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
     for i in prange(n_out):
         st = stream(seed, i)
         count = np.zeros(n_in, np.int64)
+        touched = np.empty(n_in, np.int64)
+        all_cols = np.arange(n_in)
         for n in range(n_samples):
             if bl[n] == 0:
                 continue
@@ -176,14 +178,21 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
                 for j in range(n_in):
                     p_x = min(scale_x[n] * abs(np.float64(x[n, j])), 1.0)
                     count[j] = np.int64(np.rint(bl[n] * p_x * p_d))
+                cols = all_cols
             else:
+                n_touched = 0
                 for t in range(bl[n]):
                     u, st = uniform(st)
                     if u < p_d:
                         for c in range(xcnt[n, t]):
-                            count[xidx[n, t, c]] += 1
+                            j = xidx[n, t, c]
+                            if count[j] == 0:
+                                touched[n_touched] = j
+                                n_touched += 1
+                            count[j] += 1
+                cols = np.sort(touched[:n_touched])  # devices in column order, as the reference
             sd_sign = lr_sign * (1.0 if di > 0 else -1.0)
-            for j in range(n_in):
+            for j in cols:
                 cnt = count[j]
                 if cnt == 0:
                     continue

@@ -1,0 +1,138 @@
+"""Speed of the emulator relative to plain float32 NumPy, measured in one run on one machine.
+
+Used by ``analogdecor bench crossbar`` and scripts/bench_crossbar.py. Timings
+are interleaved (baseline, emulator, baseline, ...) and summarised by their
+medians, so a change in machine load affects both sides alike; the minimum
+ratio is reported too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CrossbarBenchConfig:
+    """Sizes of the benchmark (defaults: the targets of the crossbar issue)."""
+
+    size: int = 512
+    """Tile is size x size."""
+    batch: int = 256
+    """Vectors per forward read."""
+    update_batch: int = 64
+    """Samples per pulsed update."""
+    bl: int = 31
+    """Pulse-train length of every update sample (BL management off)."""
+    preset: str = "GokmenVlasov"
+    """Device preset (its training periphery: 7-bit DAC, 9-bit ADC, out_noise 0.1, bound management)."""
+    repeats: int = 30
+    """Timed forward reads (and as many matmuls)."""
+    update_repeats: int = 5
+    """Timed pulsed updates."""
+    seed: int = 0
+    """Seed of the data and the tile."""
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_crossbar(cfg: CrossbarBenchConfig | None = None) -> dict:
+    """Run the benchmark; returns a flat dict of figures (times in ms).
+
+    Keys include ``forward_vs_matmul_ratio`` (median time of a noisy,
+    quantised forward read of a ``size`` x ``size`` tile over ``batch`` vectors,
+    divided by the median time of ``x @ W.T`` in float32 NumPy) and
+    ``pulsed_updates_per_s`` (stochastic pulsed updates of ``update_batch``
+    samples with BL = ``bl`` per second; ``update_samples_per_s`` counts
+    samples).
+    """
+    import numba
+
+    from analogdecor.config import with_overrides
+    from analogdecor.crossbar._update import pulse_management
+    from analogdecor.crossbar.tile import Tile
+    from analogdecor.devices.registry import load_preset
+
+    cfg = cfg or CrossbarBenchConfig()
+    tile_cfg = with_overrides(load_preset(cfg.preset), {
+        "update.pulse_type": "stochastic", "update.desired_bl": cfg.bl, "update.update_bl_management": False,
+    })  # fmt: skip
+    rng = np.random.default_rng(cfg.seed)
+    n = cfg.size
+    tile = Tile(n, n, tile_cfg, seed=cfg.seed)
+    tile.set_weights(np.clip(rng.normal(0.0, 1.0 / math.sqrt(n), (n, n)), -0.5, 0.5))
+    w = tile.read_weights()
+    x = rng.standard_normal((cfg.batch, n)).astype(np.float32)
+    xu = np.maximum(rng.standard_normal((cfg.update_batch, n)), 0).astype(np.float32)  # ReLU-like inputs
+    du = (0.1 * rng.standard_normal((cfg.update_batch, n))).astype(np.float32)
+    lr = 0.01
+
+    # warm up: compile kernels, fault in pages
+    tile.forward(x)
+    _ = x @ w.T
+    tile.update(xu[:2], du[:2], lr)
+
+    t_mm, t_fwd = [], []
+    for _ in range(cfg.repeats):
+        t_mm.append(_timed(lambda: x @ w.T))
+        t_fwd.append(_timed(lambda: tile.forward(x)))
+    t_upd, t_fupd = [], []
+    for _ in range(cfg.update_repeats):
+        t_fupd.append(_timed(lambda: w - np.float32(lr) * (du.T @ xu)))
+        t_upd.append(_timed(lambda: tile.update(xu, du, lr)))
+    bl, sx, sd = pulse_management(xu, du, lr, tile_cfg.device.dw_min, cfg.bl, True, False)
+    p_x = np.minimum(sx[:, None] * np.abs(xu), 1.0)
+    p_d = np.minimum(sd[:, None] * np.abs(du), 1.0)
+    expected_pulses = float(np.sum(bl[:, None] * (p_d.sum(1, keepdims=True) * p_x.sum(1, keepdims=True))))
+
+    med = {k: float(np.median(v)) * 1e3 for k, v in
+           (("mm", t_mm), ("fwd", t_fwd), ("upd", t_upd), ("fupd", t_fupd))}  # fmt: skip
+    return {
+        "forward_vs_matmul_ratio": med["fwd"] / med["mm"],
+        "forward_vs_matmul_ratio_min": min(t_fwd) / min(t_mm),
+        "forward_ms": med["fwd"],
+        "matmul_ms": med["mm"],
+        "pulsed_updates_per_s": 1e3 / med["upd"],
+        "update_samples_per_s": cfg.update_batch * 1e3 / med["upd"],
+        "pulsed_update_ms": med["upd"],
+        "float_update_ms": med["fupd"],
+        "pulsed_vs_float_update_ratio": med["upd"] / med["fupd"],
+        "expected_pulses_per_update": expected_pulses,
+        "size": n,
+        "batch": cfg.batch,
+        "update_batch": cfg.update_batch,
+        "bl": cfg.bl,
+        "preset": cfg.preset,
+        "repeats": cfg.repeats,
+        "numba_threads": numba.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+    }
+
+
+def format_report(res: dict) -> str:
+    """Human-readable summary of :func:`bench_crossbar`'s figures."""
+    return "\n".join([
+        f"crossbar benchmark ({res['size']}x{res['size']} tile, preset {res['preset']}; "
+        f"{res['numba_threads']} numba threads, {res['cpu_count']} CPUs, load {res['load_average_1min']:.2f})",
+        f"  forward read, batch {res['batch']}: {res['forward_ms']:.3f} ms vs float32 matmul "
+        f"{res['matmul_ms']:.3f} ms -> ratio {res['forward_vs_matmul_ratio']:.2f} "
+        f"(best-of ratio {res['forward_vs_matmul_ratio_min']:.2f}; target <= 2)",
+        f"  stochastic pulsed update, batch {res['update_batch']}, BL {res['bl']}: {res['pulsed_update_ms']:.1f} ms "
+        f"-> {res['pulsed_updates_per_s']:.1f} updates/s ({res['update_samples_per_s']:.0f} samples/s, "
+        f"~{res['expected_pulses_per_update']:.3g} pulses each)",
+        f"  float32 outer-product update (same batch): {res['float_update_ms']:.3f} ms "
+        f"-> pulsed/float {res['pulsed_vs_float_update_ratio']:.1f}x",
+    ])  # fmt: skip
