@@ -97,13 +97,14 @@ def ref_read_pass(mat, x, io, pass_scale, seed_in, seed_out):
         a *= pass_scale
         st = RefStream(seed_in, b)
         for j in range(n):
-            t = float(x[b, j]) / a
+            # divisions written as products with reciprocals, as the kernel (same rounding)
+            t = float(x[b, j]) * (1.0 / a)
             if step_in > 0:
-                t = float(np.rint(t / step_in)) * step_in
-            t = min(max(t, -io.inp_bound), io.inp_bound)
-            if io.inp_noise > 0:
-                t = t + io.inp_noise * io.inp_bound * st.normal()
-            v[b, j] = t
+                t = float(np.rint(t * (1.0 / step_in))) * step_in
+            v[b, j] = min(max(t, -io.inp_bound), io.inp_bound)
+        if io.inp_noise > 0:
+            for j in range(n):
+                v[b, j] = float(v[b, j]) + io.inp_noise * io.inp_bound * st.normal()
         alpha[b] = a
     y = v @ mat  # same float32 product as the tile (see module docstring)
     if io.w_noise > 0 and io.w_noise_type == "pcm":
@@ -124,7 +125,7 @@ def ref_read_pass(mat, x, io, pass_scale, seed_in, seed_out):
             if sd > 0:
                 t = t + sd * st.normal()
             if step_out > 0:
-                t = float(np.rint(t / step_out)) * step_out
+                t = float(np.rint(t * (1.0 / step_out))) * step_out
             if t >= io.out_bound:
                 t, sat[b] = io.out_bound, True
             elif t <= -io.out_bound:

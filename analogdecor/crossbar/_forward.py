@@ -5,7 +5,8 @@ The pipeline for one input vector x (aihwkit ``IOParameters`` semantics, see
 
 1. noise management: alpha = max_j |x_j| (1 without it); v = x / (alpha s), where
    s = 2**k is the bound-management factor of pass k;
-2. DAC: v = clip(rint(v / s_in) s_in, -inp_bound, inp_bound) + inp_noise inp_bound xi;
+2. DAC: v = clip(rint(v / s_in) s_in, -inp_bound, inp_bound) + inp_noise inp_bound xi
+   (stored as float32, the noise added to the stored value);
 3. y = W v (float32 BLAS), plus weight read noise: additive
    w_noise ||v|| xi, or PCM-like w_noise sqrt(sum_j |w_ij| v_j^2) xi;
 4. per output: y += out_noise xi; y = clip(rint(y / s_out) s_out, -out_bound, out_bound);
@@ -52,19 +53,20 @@ def _dac_rows(x, pass_scale, noise_mgmt, inp_step, inp_bound, inp_noise, seed, v
                 alpha[b] = 0.0
                 continue
         a = a * pass_scale
-        st = stream(seed, b)
-        for j in range(n):
-            t = np.float64(x[b, j]) / a
-            if inp_step > 0.0:
-                t = np.rint(t / inp_step) * inp_step
-            if t > inp_bound:
-                t = inp_bound
-            elif t < -inp_bound:
-                t = -inp_bound
-            if inp_noise > 0.0:
+        inv_a = 1.0 / a
+        if inp_step > 0.0:
+            inv_step = 1.0 / inp_step
+            for j in range(n):  # no random draws here: this loop vectorises
+                t = np.rint(np.float64(x[b, j]) * inv_a * inv_step) * inp_step
+                v[b, j] = min(max(t, -inp_bound), inp_bound)
+        else:
+            for j in range(n):
+                v[b, j] = min(max(np.float64(x[b, j]) * inv_a, -inp_bound), inp_bound)
+        if inp_noise > 0.0:
+            st = stream(seed, b)
+            for j in range(n):
                 z, st = normal(st)
-                t = t + inp_noise * inp_bound * z
-            v[b, j] = t
+                v[b, j] = np.float64(v[b, j]) + inp_noise * inp_bound * z
         alpha[b] = a
 
 
@@ -78,6 +80,7 @@ def _adc_rows(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturated)
     row_stride = 1 if wn_var.shape[0] > 1 else 0
     col_stride = 1 if wn_var.shape[1] > 1 else 0
     per_element = col_stride == 1
+    inv_out_step = 1.0 / out_step if out_step > 0.0 else 0.0
     for b in prange(n_rows):
         st = stream(seed, b)
         hit = False
@@ -91,7 +94,7 @@ def _adc_rows(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturated)
                 z, st = normal(st)
                 t = t + sd * z
             if out_step > 0.0:
-                t = np.rint(t / out_step) * out_step
+                t = np.rint(t * inv_out_step) * out_step
             if t >= out_bound:
                 t = out_bound
                 hit = True

@@ -190,7 +190,8 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
                                 touched[n_touched] = j
                                 n_touched += 1
                             count[j] += 1
-                cols = np.sort(touched[:n_touched])  # devices in column order, as the reference
+                # visit the devices in column order (as the reference): sort a short list, else scan all
+                cols = np.sort(touched[:n_touched]) if 8 * n_touched < n_in else all_cols
             sd_sign = lr_sign * (1.0 if di > 0 else -1.0)
             for j in cols:
                 cnt = count[j]
