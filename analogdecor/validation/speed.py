@@ -1,0 +1,152 @@
+"""Time one training step of an MLP on two tile backends (numba emulator vs aihwkit).
+
+The step is what a backprop update costs on analogue tiles, layer by layer:
+forward reads through every layer, the backward (transposed) read of every layer
+but the first, and the pulsed update of every layer, with the same inputs, errors
+and learning rate on both backends. Issue 4's target: the numba emulator at least
+3x faster than aihwkit's CPU simulator on a 784-256-10 network at batch 64, for the
+ConstantStep and ReRamES presets.
+
+Thread counts matter: numba sizes its pool when first imported (``NUMBA_NUM_THREADS``), and on a
+loaded machine its parallel regions can stall behind other processes. Compare at equal thread
+counts (``scripts/bench_backends.py --threads N`` sets ``NUMBA_NUM_THREADS`` and
+``OMP_NUM_THREADS`` before numba is imported) and report them; :func:`format_timings` prints them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analogdecor.crossbar.config import TileConfig
+from analogdecor.errors import ConfigError
+
+__all__ = ["StepTiming", "compare_backends", "format_timings", "time_training_step"]
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Seconds per training step of one backend on one preset."""
+
+    backend: str
+    preset: str
+    sizes: tuple[int, ...]
+    batch: int
+    median_s: float
+    min_s: float
+    steps: int
+
+
+def _relu(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0.0)
+
+
+def _step(tiles: Sequence[Any], x: np.ndarray, y: np.ndarray, lr: float) -> None:
+    """One BP step on analogue tiles: forward, backward reads, pulsed updates (softmax cross-entropy)."""
+    acts = [x]
+    pre = []
+    h = x
+    for k, t in enumerate(tiles):
+        a = t.forward(h)
+        pre.append(a)
+        h = a if k == len(tiles) - 1 else _relu(a)
+        acts.append(h)
+    logits = acts[-1].astype(np.float64)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    delta = (p - np.eye(p.shape[1])[y]).astype(np.float32) / x.shape[0]  # batch mean
+    deltas = [delta]
+    for k in range(len(tiles) - 1, 0, -1):
+        back = tiles[k].backward(deltas[0])
+        deltas.insert(0, back * (pre[k - 1] > 0))
+    for k, t in enumerate(tiles):
+        t.update(acts[k], deltas[k], lr)
+
+
+def time_training_step(
+    backend: str,
+    preset: str | TileConfig,
+    *,
+    sizes: Sequence[int] = (784, 256, 10),
+    batch: int = 64,
+    steps: int = 20,
+    warmup: int = 2,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> StepTiming:
+    """Median and minimum wall time of one training step of an MLP ``sizes`` on ``backend``.
+
+    Inputs are MNIST-like (80 % zeros, the rest uniform in [0, 1]); weights start uniform in
+    +-1/sqrt(fan_in) (clipped by the devices). The first ``warmup`` steps (numba compilation,
+    aihwkit set-up) are not timed.
+    """
+    from analogdecor.backends import make_tile
+
+    if len(sizes) < 2 or batch < 1 or steps < 1:
+        raise ConfigError(
+            f"sizes = {tuple(sizes)}, batch = {batch}, steps = {steps}: need >= 2 sizes, batch/steps >= 1"
+        )
+    if isinstance(preset, TileConfig):
+        cfg, name = preset, "custom"
+    else:
+        from analogdecor.devices.registry import load_preset
+
+        cfg, name = load_preset(preset), preset
+    rng = np.random.default_rng(seed)
+    tiles = []
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        t = make_tile(backend, n_out, n_in, cfg, seed=seed + k)
+        t.set_weights(rng.uniform(-1, 1, (n_out, n_in)).astype(np.float32) / np.sqrt(n_in))
+        tiles.append(t)
+    total = warmup + steps
+    xs = rng.uniform(0, 1, (total, batch, sizes[0])).astype(np.float32)
+    xs *= rng.random(xs.shape) < 0.2
+    ys = rng.integers(0, sizes[-1], (total, batch))
+    times = []
+    for s in range(total):
+        t0 = time.perf_counter()
+        _step(tiles, xs[s], ys[s], lr)
+        if s >= warmup:
+            times.append(time.perf_counter() - t0)
+    return StepTiming(backend, name, tuple(int(v) for v in sizes), int(batch), float(np.median(times)),
+                      float(np.min(times)), int(steps))  # fmt: skip
+
+
+def compare_backends(presets: Sequence[str], **kwargs: Any) -> list[tuple[StepTiming, StepTiming]]:
+    """(numba, aihwkit) timings per preset, measured in the same process one after the other."""
+    from analogdecor.backends.aihwkit import require_aihwkit
+
+    require_aihwkit()
+    return [
+        (time_training_step("numba", p, **kwargs), time_training_step("aihwkit", p, **kwargs))
+        for p in presets
+    ]
+
+
+def format_timings(pairs: Sequence[tuple[StepTiming, StepTiming]]) -> str:
+    """Table: ms per step on each backend, the ratio numba / aihwkit and the speed-up (its inverse)."""
+    import torch
+
+    lines = [
+        f"training step (forward, backward, pulsed update); threads: numba {_numba_threads()}, "
+        f"torch {torch.get_num_threads()}; cpus {os.cpu_count()}",
+        f"{'preset':<14}{'network':<14}{'batch':>6}{'numba ms':>11}{'aihwkit ms':>12}{'numba/aihwkit':>15}{'speed-up':>10}",
+    ]
+    for a, b in pairs:
+        net = "-".join(map(str, a.sizes))
+        ratio = a.median_s / b.median_s
+        lines.append(f"{a.preset:<14}{net:<14}{a.batch:>6}{1e3 * a.median_s:>11.2f}{1e3 * b.median_s:>12.2f}"
+                     f"{ratio:>15.3f}{1 / ratio:>9.1f}x")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
