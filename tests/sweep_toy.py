@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ class ToyConfig:
     decor: bool = False
     inner: Inner = field(default_factory=Inner)
     fail: bool = False
+    crash: bool = False
     sleep: float = 0.0
     seed: int = 0
 
@@ -55,6 +57,8 @@ class ToyTarget:
     def run(self, cfg, out_dir: Path):
         if cfg.sleep:
             time.sleep(cfg.sleep)
+        if cfg.crash:  # the worker process dies, as under the OOM killer or kill -9
+            os.kill(os.getpid(), signal.SIGKILL)
         if cfg.fail:
             raise RuntimeError(f"toy run asked to fail (noise={cfg.noise})")
         # a counter outside the sweep directory proves which runs really executed

@@ -161,6 +161,28 @@ def test_failing_run_is_recorded_and_retried(tmp_path, scheduler):
     assert again.failed == [rows["0.2"]["run_id"]]
 
 
+def test_killed_worker_is_recorded_and_loses_nothing(tmp_path):
+    """A run that kills its worker process: recorded as failed (KilledWorker), the others finish."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    spec = {"sweep": {"mode": "list"}, "base": {"levels": 4},
+            "runs": [{"noise": 0.1}, {"noise": 0.2, "crash": True}, {"noise": 0.3}, {"noise": 0.4}]}
+    # allowed-failures = 0: the scheduler gives up on a task after the first worker it kills.
+    # run_sweep keeps one run per worker thread in flight, so the dying worker takes no other run.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+    ) as cluster:
+        report = run_sweep(parse_spec(spec), tmp_path / "sw", scheduler=cluster.scheduler_address,
+                           progress=False, target=ToyTarget(), plots=False)
+    assert len(report.finished) == 3
+    assert len(report.failed) == 1
+    rows = {r["noise"]: r for r in read_csv(tmp_path / "sw" / "results.csv")}
+    assert rows["0.2"]["status"] == "failed"
+    assert rows["0.2"]["error"].startswith("KilledWorker")
+    assert all(rows[n]["status"] == "ok" for n in ("0.1", "0.3", "0.4"))
+
+
 def test_max_runs_leaves_the_rest_pending(tmp_path, scheduler):
     address, _ = scheduler
     report = run_sweep(parse_spec(SPEC), tmp_path / "sw", scheduler=address, progress=False,

@@ -237,19 +237,35 @@ def run_sweep(
 def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, scheduler: str | None,
              progress: bool, target: Any, report: SweepReport,
              on_record: Callable[[dict[str, Any]], None] | None) -> None:
+    """Submit runs as a sliding window of one run per worker thread; record each as it ends.
+
+    Runs are not all submitted at once: Dask would assign them to workers up front, and a
+    worker that dies (OOM, kill -9) takes every run queued on it down with it. With at most
+    one run per worker thread in flight, a dying worker takes only the run it executes.
+    """
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
     client, cluster = _start_client(workers, scheduler)
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
-    futures = {}
-    try:
-        for run in todo:
+    queue = list(todo)
+    futures: dict[Any, tuple[PlannedRun, str]] = {}
+    in_flight = as_completed()
+    root = str(sweep_dir.resolve())
+
+    def fill() -> None:
+        slots = max(1, sum(client.nthreads().values())) - in_flight.count()
+        for _ in range(min(slots, len(queue))):
+            run = queue.pop(0)
             attempt = uuid.uuid4().hex
-            fut = client.submit(execute_run, run, str(sweep_dir.resolve()), attempt, target,
+            fut = client.submit(execute_run, run, root, attempt, target,
                                 key=f"run-{run.run_id}-{attempt[:8]}", pure=False, retries=0)
             futures[fut] = (run, attempt)
-        for fut in as_completed(futures):
+            in_flight.add(fut)
+
+    try:
+        fill()
+        for fut in in_flight:
             run, attempt = futures[fut]
             try:
                 record = fut.result()
@@ -262,6 +278,7 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
             bar.update(1)
             if on_record is not None:
                 on_record(record)
+            fill()
     finally:
         bar.close()
         for fut in futures:
