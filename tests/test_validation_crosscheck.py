@@ -109,3 +109,17 @@ def test_training_check_runs_on_both_backends():
         acc = np.array([c["test_accuracy"][-1] for c in curves[backend]])
         assert np.all(acc > 0.2)  # better than chance (0.1) after one epoch on digits
     assert result.passed, format_table(result.rows, zc=result.z_critical)
+
+
+def test_bench_backends_cli_prints_the_ratio(capsys):
+    from analogdecor.cli import main
+
+    rc = main(["bench", "backends", "--preset", "GokmenVlasov", "--sizes", "16,8,4", "--batch", "4", "--steps", "2",
+               "--json"])  # fmt: skip
+    assert rc == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["numba"]["backend"] == "numba"
+    assert row["aihwkit"]["backend"] == "aihwkit"
+    assert row["ratio_numba_over_aihwkit"] == pytest.approx(
+        row["numba"]["median_s"] / row["aihwkit"]["median_s"]
+    )

@@ -38,7 +38,55 @@ def _run_crossbar(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = (_register_crossbar,)
+def _register_backends(sub) -> None:
+    p = sub.add_parser("backends", help="one training step on the numba emulator vs aihwkit (ratio)",
+                       description="Times the same BP training step (forward reads, backward reads, pulsed "
+                                   "updates) of an MLP on the numba emulator and on aihwkit's CPU simulator in "
+                                   "one run, and prints the ratio numba / aihwkit per preset.")  # fmt: skip
+    p.add_argument("--preset", action="append", metavar="NAME",
+                   help="device preset (repeatable; default GokmenVlasov and ReRamES)")  # fmt: skip
+    p.add_argument("--sizes", default="784,256,10", help="layer widths, comma-separated (default 784,256,10)")
+    p.add_argument("--batch", type=int, default=64, help="samples per step (default 64)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per backend; the median is reported")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both backends (sets NUMBA_NUM_THREADS / OMP_NUM_THREADS)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=_run_backends)
+
+
+def _run_backends(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    from dataclasses import asdict
+
+    from analogdecor.errors import ConfigError
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads = {args.threads}: must be >= 1")
+        if "numba" in sys.modules and os.environ.get("NUMBA_NUM_THREADS") != str(args.threads):
+            raise ConfigError("--threads: numba is already imported; set NUMBA_NUM_THREADS in the environment")
+        # numba sizes its pool at import; aihwkit's OpenMP and torch read OMP_NUM_THREADS
+        os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+    except ValueError:
+        raise ConfigError(f"--sizes = {args.sizes!r}: expected comma-separated integers such as 784,256,10") from None
+
+    from analogdecor.validation.speed import compare_backends, format_timings
+
+    pairs = compare_backends(args.preset or ["GokmenVlasov", "ReRamES"], sizes=sizes, batch=args.batch,
+                             steps=args.steps)  # fmt: skip
+    if args.json:
+        rows = [{"numba": asdict(a), "aihwkit": asdict(b), "ratio_numba_over_aihwkit": a.median_s / b.median_s}
+                for a, b in pairs]  # fmt: skip
+        print(json.dumps(rows))
+    else:
+        print(format_timings(pairs))
+    return 0
+
+
+BENCHMARKS = (_register_crossbar, _register_backends)
 """Sub-command registration functions, in --help order."""
 
 
