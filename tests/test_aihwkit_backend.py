@@ -333,3 +333,25 @@ def test_program_noise_has_the_configured_spread():
     n = err.size
     assert abs(err.mean()) < 5 * sigma / np.sqrt(n)
     assert err.std() == pytest.approx(sigma, rel=5 * np.sqrt(2 / n))
+
+
+@pytest.mark.aihwkit
+@pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "np"])
+def test_every_learning_rule_trains_on_aihwkit_tiles(rule):
+    _aihwkit()
+    from analogdecor.decorrelation.config import DecorrelationConfig
+    from analogdecor.training import DataConfig, ModelConfig, OptimConfig, TrainConfig, train
+
+    cfg = TrainConfig(
+        rule=rule, backend="aihwkit", device="GokmenVlasov", seed=0,
+        decorrelation=DecorrelationConfig(enabled=True, on_tile=(rule == "bp")),
+        model=ModelConfig(hidden=(16,)), data=DataConfig(dataset="digits", n_train=400, n_test=200),
+        optim=OptimConfig(lr=0.1, batch_size=16, epochs=2),
+    )  # fmt: skip
+    res = train(cfg, None, progress=False)
+    assert res.status == "finished"
+    loss = np.asarray(res.metrics["test_loss"])
+    assert np.all(np.isfinite(loss))
+    assert all(getattr(layer.tile, "backend", None) == "aihwkit" for layer in res.network.layers)
+    if rule in ("bp", "fa", "dfa"):
+        assert res.metrics["test_accuracy"][-1] > 0.25  # chance is 0.1
