@@ -190,35 +190,15 @@ def _accuracy(network: Any, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> 
     return correct / len(x)
 
 
-@dataclass
-class _LayerTarget:
-    name: str
-    g_plus: np.ndarray
-    g_minus: np.ndarray
-    g_min: float
-    g_max: float
-    w_scale: float
-
-    def weights(self, gp: np.ndarray, gm: np.ndarray) -> np.ndarray:
-        return conductances_to_weights(gp, gm, self.g_min, self.g_max, self.w_scale).astype(np.float32)
-
-
-def _targets(network: Any) -> list[_LayerTarget]:
-    from analogdecor.export.records import collect_layers
-
-    return [
-        _LayerTarget(r.name, r.g_plus, r.g_minus, r.g_min, r.g_max, r.w_scale)
-        for r in collect_layers(network)
-    ]
-
-
 def _read_into(net, targets, states, model, t, rng, ir):
+    """Write the weights that tiles programmed as ``states`` hold at time ``t`` into ``net``."""
     for tgt, (name, tile) in zip(targets, net.analog_layers(), strict=True):
         sp, sm = states[name]
         gp, gm = model.at_time(sp, t, rng), model.at_time(sm, t, rng)
         if ir.applies_to(name):
             gp, gm = ir_drop_conductances(gp, gm, ir.r_wire)
-        tile.set_weights(tgt.weights(gp, gm))
+        w = conductances_to_weights(gp, gm, tgt.g_min, tgt.g_max, tgt.w_scale)
+        tile.set_weights(w.astype(np.float32))
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -251,7 +231,9 @@ def evaluate_network(
     """
     cfg = config or EvaluateConfig()
     model = model or get_noise_model(cfg.model)
-    targets = _targets(network)
+    from analogdecor.export.records import collect_layers
+
+    targets = collect_layers(network)
     unknown = sorted(set(cfg.ir_drop.layers) - {t.name for t in targets})
     if unknown:
         raise ConfigError(
