@@ -228,11 +228,15 @@ def ref_snap(w, step, bmin, bmax):
     return w if (q > bmax or q < bmin) else q
 
 
-def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x, seed_rows):
+def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x, seed_rows, pair=None):
     """Pulsed update of a whole tile, sample by sample (stochastic or deterministic).
 
     ``w``/``w_read`` are float32 arrays updated in place; ``arrays`` the tile's
-    DeviceArrays; seeds are the two kernel seeds the tile drew.
+    DeviceArrays; seeds are the two kernel seeds the tile drew. ``pair`` =
+    (w_plus, w_minus, lo_plus, lo_minus) for one-sided pairs (w+, w- updated in
+    place): a pulse raising w is an up pulse of G+ (params scale_up, shape_up,
+    bounds [lo_plus, b_max]), one lowering w an up pulse of G- (scale_down,
+    shape_down, [lo_minus, -b_min]).
     """
     n_out, n_in = w.shape
     man = ref_management(x, d, lr, dev.dw_min, upd.desired_bl, upd.update_management, upd.update_bl_management)
@@ -277,10 +281,26 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
                     continue
                 up = sgn_lr * (1.0 if di > 0 else -1.0) * (1.0 if float(x[n, j]) > 0 else -1.0) < 0
                 p = {k: float(v[i, j]) for k, v in p_of.items()}
-                wij = float(w[i, j])
-                for _ in range(count[j]):
-                    wij = ref_step(dev.model, wij, up, p, dev, st)
-                wij = ref_snap(wij, level_step, p["b_min"], p["b_max"])
+                if pair is not None:
+                    wp, wm, lo_p, lo_m = pair
+                    if up:
+                        q = {"scale_up": p["scale_up"], "shape_up": p["shape_up"], "b_min": float(lo_p[i, j]),
+                             "b_max": p["b_max"]}  # fmt: skip
+                        target = wp
+                    else:
+                        q = {"scale_up": p["scale_down"], "shape_up": p["shape_down"], "b_min": float(lo_m[i, j]),
+                             "b_max": -p["b_min"]}  # fmt: skip
+                        target = wm
+                    v = float(target[i, j])
+                    for _ in range(count[j]):
+                        v = ref_step(dev.model, v, True, q, dev, st)
+                    target[i, j] = ref_snap(v, level_step, q["b_min"], q["b_max"])
+                    wij = float(wp[i, j]) - float(wm[i, j])
+                else:
+                    wij = float(w[i, j])
+                    for _ in range(count[j]):
+                        wij = ref_step(dev.model, wij, up, p, dev, st)
+                    wij = ref_snap(wij, level_step, p["b_min"], p["b_max"])
                 w[i, j] = wij
                 w_read[i, j] = wij + wn * st.normal() if wn > 0 else wij
 
@@ -332,3 +352,20 @@ def ref_device_arrays(cfg, shape, rng):
                 w0[i, j] = min(max(0.0, bmin), bmax)
     out["fault"] = fault
     return out, w0
+
+
+def ref_refresh(wp, wm, lo_p, lo_m, hi_p, hi_m, w_max, upper, lower):
+    """aihwkit OneSidedUnitCell refresh criterion, pair by pair; returns new (w+, w-) and the count."""
+    wp, wm = wp.astype(np.float64).copy(), wm.astype(np.float64).copy()
+    n = 0
+    for i in range(wp.shape[0]):
+        for j in range(wp.shape[1]):
+            a, b = wp[i, j], wm[i, j]
+            hit = (a / w_max > upper and b / w_max > lower) if a > b else (a / w_max > lower and b / w_max > upper)
+            if hit:
+                n += 1
+                diff = a - b
+                m = max(lo_m[i, j], lo_p[i, j] - diff)
+                wp[i, j] = min(max(diff + m, lo_p[i, j]), hi_p[i, j])
+                wm[i, j] = min(max(m, lo_m[i, j]), hi_m[i, j])
+    return wp, wm, n

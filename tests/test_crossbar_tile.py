@@ -32,8 +32,9 @@ def _ops(tile, rng):
     return out
 
 
-def test_state_dict_round_trip_is_bit_exact():
-    cfg = load_preset("ReRamES")
+@pytest.mark.parametrize("preset", ["ReRamES", "PCM"])  # PCM: one-sided pairs with refresh
+def test_state_dict_round_trip_is_bit_exact(preset):
+    cfg = load_preset(preset)
     a = Tile(7, 5, cfg, seed=3)
     a.set_weights(np.random.default_rng(0).uniform(-0.5, 0.5, (7, 5)))
     _ops(a, np.random.default_rng(1))

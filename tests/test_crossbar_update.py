@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from reference import ref_device_arrays, ref_management, ref_pulsed_update
+from reference import ref_device_arrays, ref_management, ref_pulsed_update, ref_refresh
 
 from analogdecor.crossbar import MappingConfig, Tile, TileConfig, UpdateConfig
 from analogdecor.crossbar._update import pulse_management
@@ -32,6 +32,11 @@ FAMILIES = {
                                   dw_min_std_add=0.042, dw_min_std_slope=0.108),
     "pow": DeviceConfig(model="pow", dw_min=0.02, w_min=-1, w_max=1, pow_gamma=1.5, pow_up_down=0.2,
                         pow_up_down_dtod=0.05),
+    "pcm-pair": DeviceConfig(model="exp", dw_min=0.02, w_min=0, w_max=2, a=-1, b=0, gamma_up=2.5,
+                             gamma_down=2.5, A_up=-27.235, A_down=-2.235, dw_min_std=0.6, w_min_dtod=0.1,
+                             dw_min_std_add=0.042, dw_min_std_slope=0.108, one_sided_pair=True),
+    "softbounds-pair": DeviceConfig(model="softbounds", dw_min=0.02, w_min=0, w_max=1, one_sided_pair=True,
+                                    write_noise_std=1.0),
 }  # fmt: skip
 
 
@@ -45,16 +50,24 @@ def _data(seed, batch, n_in, n_out, zero_rows=True):
     return x, d
 
 
-def _compare(cfg, x, d, lr, w_init=None, seed=11):
+def _compare(cfg, x, d, lr, w_init=None, seed=11, refresh=False):
     tile = Tile(d.shape[1], x.shape[1], cfg, seed=seed)
     if w_init is not None:
         tile.set_weights(w_init)
     w, w_read = tile.hidden_weights(), tile.read_weights()
+    pair = None
+    if cfg.device.one_sided_pair:
+        pair = (tile._wp.copy(), tile._wm.copy(), tile._pair.lo_plus, tile._pair.lo_minus)
     gen = copy.deepcopy(tile._rng)
+    if not refresh:
+        tile._refresh_pairs = lambda: None  # compare the pulses alone
     tile.update(x, d, lr)
     s = gen.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
     ref_pulsed_update(w, w_read, tile.device_arrays, cfg.device, cfg.update, tile._level_step, x, d, lr,
-                      int(s[0]), int(s[1]))  # fmt: skip
+                      int(s[0]), int(s[1]), pair)  # fmt: skip
+    if pair is not None:
+        np.testing.assert_array_equal(tile._wp, pair[0])
+        np.testing.assert_array_equal(tile._wm, pair[1])
     return tile, w, w_read
 
 
@@ -251,3 +264,38 @@ def test_kernels_run_without_jit(tmp_path):
     a = _run(tmp_path, "jit", {})
     b = _run(tmp_path, "nojit", {"NUMBA_DISABLE_JIT": "1"})
     np.testing.assert_allclose(a, b, rtol=0, atol=0)
+
+
+def test_one_sided_pair_refresh_follows_the_criterion():
+    cfg = TileConfig(device=FAMILIES["pcm-pair"])
+    tile = Tile(6, 5, cfg, seed=2)
+    rng = np.random.default_rng(0)
+    p = tile._pair
+    hi_p, hi_m = tile.device_arrays.b_max, -tile.device_arrays.b_min
+    tile._wp = rng.uniform(p.lo_plus, hi_p).astype(np.float32)  # many pairs beyond the thresholds
+    tile._wm = rng.uniform(p.lo_minus, hi_m).astype(np.float32)
+    tile._w = tile._wp - tile._wm
+    ref_p, ref_m, n = ref_refresh(tile._wp, tile._wm, p.lo_plus, p.lo_minus, hi_p, hi_m, 2.0, 0.75, 0.25)
+    assert n > 0
+    before = tile.hidden_weights()
+    tile._refresh_pairs()
+    assert tile.refresh_count == n
+    np.testing.assert_allclose(tile._wp, ref_p, atol=1e-6)
+    np.testing.assert_allclose(tile._wm, ref_m, atol=1e-6)
+    # refresh keeps the weight (it lies well inside the pair's range here)
+    np.testing.assert_allclose(tile.hidden_weights(), before, atol=1e-6)
+
+
+def test_one_sided_pair_trains_signed_weights_and_maps_to_two_devices():
+    cfg = TileConfig(device=FAMILIES["pcm-pair"], update=UpdateConfig(desired_bl=31))
+    tile = Tile(4, 3, cfg, seed=0)
+    tile.set_weights(np.array([[0.5, -0.5, 0.0]] * 4))
+    assert np.all(tile._wm[:, 0] == tile._pair.lo_minus[:, 0])  # positive weight on G+ only
+    np.testing.assert_allclose(tile.hidden_weights()[:, 1], -0.5, atol=1e-7)  # lower bounds are 0: exact
+    gp, gm = tile.conductances()
+    np.testing.assert_allclose(tile.weights_from_conductances(gp, gm), tile.hidden_weights(), atol=1e-6)
+    x = np.ones((1, 3), np.float32)
+    for _ in range(20):  # push all weights down: G- devices take the pulses
+        tile.update(x, np.ones((1, 4), np.float32), 0.05)
+    assert np.all(tile.hidden_weights()[:, 2] < -0.05)
+    assert np.all(tile._wp[:, 2] == tile._pair.lo_plus[:, 2])

@@ -29,24 +29,25 @@ def test_every_preset_builds_and_trains_a_tile(name):
     cfg = info.config
     rng = np.random.default_rng(0)
     tile = Tile(12, 10, cfg, seed=1)
-    lo = max(cfg.device.w_min, -0.3)
+    lo = max(cfg.device.effective_w_min, -0.3)
     tile.set_weights(rng.uniform(lo, 0.3, (12, 10)))
     x = rng.uniform(0, 1, (16, 10)).astype(np.float32)
     target = rng.uniform(-0.2, 0.2, (10, 12)).astype(np.float32)
     y0 = tile.forward(x)
     err0 = np.mean((y0 - x @ target) ** 2)
+    # PCM's first pulses on a fresh device are ~28 dw_min (ExpStep y_up at w = 0): it needs a smaller lr
+    lr = 0.02 if name == "PCM" else 0.1
     for _ in range(30):  # plain SGD on a linear regression, through the analogue tile
         y = tile.forward(x)
         tile.backward(y)
-        tile.update(x, (y - x @ target) / x.shape[0], 0.1)
+        tile.update(x, (y - x @ target) / x.shape[0], lr)
     err = np.mean((tile.forward(x) - x @ target) ** 2)
     w = tile.read_weights()
     assert np.isfinite(w).all()
     arr = tile.device_arrays
     assert np.all(tile.hidden_weights() <= arr.b_max)
     assert np.all(tile.hidden_weights() >= arr.b_min)
-    if cfg.device.w_min < 0:  # PCM stores only w >= 0 (one-sided device): no descent guaranteed
-        assert err < err0, (err, err0)
+    assert err < err0, (err, err0)
     tile.program(w)
     g_plus, g_minus = tile.conductances()
     assert g_plus.min() >= cfg.mapping.g_min

@@ -124,8 +124,8 @@ def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, n
     n_rows = x.shape[0]
     v = np.empty_like(x)
     alpha = np.empty(n_rows)
-    _pick(_dac_serial, _dac_parallel, x.size)(x, pass_scale, io.noise_management == "abs_max", io.inp_step, io.inp_bound,
-                io.inp_noise, seeds[0], v, alpha)  # fmt: skip
+    dac = _pick(_dac_serial, _dac_parallel, x.size)
+    dac(x, pass_scale, io.noise_management == "abs_max", io.inp_step, io.inp_bound, io.inp_noise, seeds[0], v, alpha)
     y = v @ mat
     if io.w_noise > 0.0:
         if io.w_noise_type == "pcm":
@@ -135,7 +135,8 @@ def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, n
     else:
         wn_var = _NO_WNOISE
     saturated = np.empty(n_rows, np.bool_)
-    _pick(_adc_serial, _adc_parallel, y.size)(y, alpha, wn_var, io.out_noise, io.out_step, io.out_bound, seeds[1], saturated)
+    adc = _pick(_adc_serial, _adc_parallel, y.size)
+    adc(y, alpha, wn_var, io.out_noise, io.out_step, io.out_bound, seeds[1], saturated)
     return y, saturated
 
 

@@ -151,7 +151,8 @@ def snap_to_levels(w, level_step, bmin, bmax):
 
 
 @njit_parallel
-def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, xidx, xcnt, seed,
+def _pulse_rows(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
+                x, d, lr_sign, bl, scale_x, scale_d, deterministic, xidx, xcnt, seed,
                 model, scale_up, scale_down, slope_up, slope_down, b_min, b_max, fault,
                 std, mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down,
                 std_add, std_slope, write_noise, level_step):  # fmt: skip
@@ -159,6 +160,10 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
 
     ``w`` and ``w_read`` (out, in) float32 are updated in place. ``write_noise``
     is the absolute std of the apparent-weight noise (write_noise_std dw_min).
+    With ``pair``, each weight is a one-sided pair (``w_plus``, ``w_minus``, lower
+    bounds ``lo_plus``, ``lo_minus``; upper bounds ``b_max`` and ``-b_min``): an
+    up pulse goes to G+, a down pulse to G- (as an up pulse on its own response,
+    ``scale_down``/``slope_down``), and ``w = w_plus - w_minus``.
     """
     n_out, n_in = w.shape
     n_samples = x.shape[0]
@@ -202,12 +207,29 @@ def _pulse_rows(w, w_read, x, d, lr_sign, bl, scale_x, scale_d, deterministic, x
                     continue
                 xj = np.float64(x[n, j])
                 up = sd_sign * (1.0 if xj > 0 else -1.0) < 0.0
-                wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, np.float64(scale_up[i, j]),
-                                    np.float64(scale_down[i, j]), np.float64(slope_up[i, j]),
-                                    np.float64(slope_down[i, j]), np.float64(b_min[i, j]),
-                                    np.float64(b_max[i, j]), std, mult_noise, es_a, es_b, es_gamma_up,
-                                    es_gamma_down, es_A_up, es_A_down, std_add, std_slope, st)  # fmt: skip
-                wij = snap_to_levels(wij, level_step, np.float64(b_min[i, j]), np.float64(b_max[i, j]))
+                if pair:
+                    if up:
+                        su, sl = np.float64(scale_up[i, j]), np.float64(slope_up[i, j])
+                        lo, hi, wt = np.float64(lo_plus[i, j]), np.float64(b_max[i, j]), np.float64(w_plus[i, j])
+                    else:
+                        su, sl = np.float64(scale_down[i, j]), np.float64(slope_down[i, j])
+                        lo, hi, wt = np.float64(lo_minus[i, j]), -np.float64(b_min[i, j]), np.float64(w_minus[i, j])
+                    wt, st = _apply_pulses(wt, cnt, True, model, su, su, sl, sl, lo, hi, std, mult_noise, es_a,
+                                           es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
+                                           std_slope, st)  # fmt: skip
+                    wt = snap_to_levels(wt, level_step, lo, hi)
+                    if up:
+                        w_plus[i, j] = wt
+                    else:
+                        w_minus[i, j] = wt
+                    wij = np.float64(w_plus[i, j]) - np.float64(w_minus[i, j])
+                else:
+                    wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, np.float64(scale_up[i, j]),
+                                            np.float64(scale_down[i, j]), np.float64(slope_up[i, j]),
+                                            np.float64(slope_down[i, j]), np.float64(b_min[i, j]),
+                                            np.float64(b_max[i, j]), std, mult_noise, es_a, es_b, es_gamma_up,
+                                            es_gamma_down, es_A_up, es_A_down, std_add, std_slope, st)  # fmt: skip
+                    wij = snap_to_levels(wij, level_step, np.float64(b_min[i, j]), np.float64(b_max[i, j]))
                 w[i, j] = wij
                 if write_noise > 0.0:
                     z, st = normal(st)

@@ -21,10 +21,19 @@ from analogdecor.crossbar import _update
 from analogdecor.crossbar._forward import analog_read
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.crossbar.mapping import conductances_to_weights, level_step, weights_to_conductances
-from analogdecor.devices.arrays import ALIVE, MODEL_CODES, DeviceArrays, draw_device_arrays
+from analogdecor.devices.arrays import (
+    ALIVE,
+    MODEL_CODES,
+    DeviceArrays,
+    PairArrays,
+    draw_device_arrays,
+    draw_pair_arrays,
+)
 from analogdecor.errors import ConfigError, ShapeError
 
 __all__ = ["Tile"]
+
+_DUMMY = np.zeros((1, 1), np.float32)  # stands in for the pair arrays of ordinary tiles
 
 
 def _check_size(name: str, value: int) -> int:
@@ -129,8 +138,13 @@ class Tile:
         self._rng = np.random.Generator(np.random.PCG64(cyc_ss))
         dev = config.device
         limit = config.mapping.w_scale
-        self._dev, w0 = draw_device_arrays(dev, (self.out_size, self.in_size),
-                                           np.random.Generator(np.random.PCG64(dev_ss)), limit)  # fmt: skip
+        shape = (self.out_size, self.in_size)
+        dev_rng = np.random.Generator(np.random.PCG64(dev_ss))
+        self._pair: PairArrays | None = None
+        if dev.one_sided_pair:
+            self._dev, self._pair, wp0, wm0 = draw_pair_arrays(dev, shape, dev_rng, limit)
+        else:
+            self._dev, w0 = draw_device_arrays(dev, shape, dev_rng, limit)
         if limit is None:
             limit = float(max(np.abs(self._dev.b_min).max(), np.abs(self._dev.b_max).max()))
             if limit == 0.0:
@@ -138,9 +152,16 @@ class Tile:
         self.w_scale = float(limit)
         """Weight that maps onto g_max - g_min: ``mapping.w_scale``, or the largest |bound| of the devices."""
         self._level_step = level_step(self.w_scale, config.mapping.levels)
-        self._w = self._snap(w0)
-        self._w_read = self._w.copy()
         self._alive = self._dev.fault == ALIVE
+        self.refresh_count = 0
+        """Number of one-sided pairs refreshed so far (``device.one_sided_pair``)."""
+        if self._pair is not None:
+            self._wp = self._snap(wp0, self._pair.lo_plus, self._dev.b_max)
+            self._wm = self._snap(wm0, self._pair.lo_minus, -self._dev.b_min)
+            self._w = self._wp - self._wm
+        else:
+            self._w = self._snap(w0)
+        self._w_read = self._w.copy()
 
     # ------------------------------------------------------------------ reads
     def forward(self, x) -> np.ndarray:
@@ -209,35 +230,44 @@ class Tile:
             xcnt = np.zeros((x.shape[0], max_bl), np.int32)
             _update._x_lines(x, bl, scale_x, seeds[0], xidx, xcnt)
         a = self._dev
+        if self._pair is not None:
+            pair_args = (True, self._wp, self._wm, self._pair.lo_plus, self._pair.lo_minus)
+        else:
+            pair_args = (False, _DUMMY, _DUMMY, _DUMMY, _DUMMY)
         _update._pulse_rows(
-            self._w, self._w_read, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d, deterministic,
+            self._w, self._w_read, *pair_args, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d, deterministic,
             xidx, xcnt, seeds[1], MODEL_CODES[dev.model], a.scale_up, a.scale_down, a.shape_up, a.shape_down,
             a.b_min, a.b_max, a.fault, float(dev.dw_min_std), bool(dev.mult_noise),
             float(dev.a), float(dev.b), float(dev.gamma_up), float(dev.gamma_down), float(dev.A_up),
             float(dev.A_down), float(dev.dw_min_std_add), float(dev.dw_min_std_slope),
             float(dev.write_noise_std * dev.dw_min), float(self._level_step),
         )  # fmt: skip
+        if self._pair is not None:
+            self._refresh_pairs()
 
     def _float_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
-        new = self._w - np.float32(lr) * (d.T @ x)
-        new = self._snap(np.clip(new, self._dev.b_min, self._dev.b_max))
-        new = np.where(self._alive, new, self._w)
-        if not np.isfinite(new).all():  # overflow of float32 (huge lr or inputs)
+        step = np.float32(lr) * (d.T @ x)
+        if not np.isfinite(step).all():  # overflow of float32 (huge lr or inputs)
             raise ValueError("update produced non-finite weights (float32 overflow); reduce lr or the inputs")
-        written = new != self._w
-        self._w = new
-        self._refresh_read(written)
+        old = self._w
+        if self._pair is None:
+            self._commit(self._w - step, noisy=True)
+        else:  # increments raise G+, decrements raise G-
+            wp = np.clip(self._wp - np.minimum(step, 0), self._pair.lo_plus, self._dev.b_max)
+            wm = np.clip(self._wm + np.maximum(step, 0), self._pair.lo_minus, -self._dev.b_min)
+            self._commit_pair(wp, wm, noisy=True, written=self._w != (wp - wm))
+            self._refresh_pairs()
+        if self._pair is None:
+            self._refresh_read(self._w != old)
 
     # ------------------------------------------------------------------ writes
     def set_weights(self, weights) -> None:
         """Write ``weights`` (out_size, in_size) exactly: clipped to each device's bounds, no noise.
 
-        Stuck and dead devices keep their values; conductance levels apply.
+        Stuck and dead devices keep their values; conductance levels apply. A
+        one-sided pair gets the smallest (w+, w-) with w+ - w- = w.
         """
-        w = self._check_matrix("weights", weights)
-        w = self._snap(np.clip(w, self._dev.b_min, self._dev.b_max))
-        self._w = np.where(self._alive, w, self._w).astype(np.float32)
-        self._w_read = self._w.copy()
+        self._commit(self._check_matrix("weights", weights), noisy=False)
 
     def program(self, weights) -> None:
         """Write ``weights`` with programming noise (``device.prog_noise_std``) and write noise.
@@ -250,11 +280,62 @@ class Tile:
         dev = self.config.device
         if dev.prog_noise_std > 0:
             w = w + dev.prog_noise_std * dev.w_abs_max * self._rng.standard_normal(w.shape)
-        w = self._snap(np.clip(w.astype(np.float32), self._dev.b_min, self._dev.b_max))
+        self._commit(w.astype(np.float32), noisy=True)
+        if self._pair is None:
+            self._refresh_read(self._alive)
+
+    def _commit(self, w: np.ndarray, *, noisy: bool) -> None:
+        """Store target weights ``w`` on the alive devices (clip, levels); exact read unless ``noisy``."""
+        if self._pair is not None:
+            p = self._pair
+            wm = np.maximum(p.lo_minus, p.lo_plus - w.astype(np.float64))  # smallest pair with wp - wm = w
+            wp = w + wm
+            wp = self._snap(np.clip(wp, p.lo_plus, self._dev.b_max), p.lo_plus, self._dev.b_max)
+            wm = self._snap(np.clip(wm, p.lo_minus, -self._dev.b_min), p.lo_minus, -self._dev.b_min)
+            self._commit_pair(wp, wm, noisy=noisy, written=self._alive)
+            return
+        w = self._snap(np.clip(w, self._dev.b_min, self._dev.b_max))
         self._w = np.where(self._alive, w, self._w).astype(np.float32)
-        self._refresh_read(self._alive)
+        if not noisy:
+            self._w_read = self._w.copy()
+
+    def _commit_pair(self, wp: np.ndarray, wm: np.ndarray, *, noisy: bool, written: np.ndarray) -> None:
+        self._wp = np.where(self._alive, wp, self._wp).astype(np.float32)
+        self._wm = np.where(self._alive, wm, self._wm).astype(np.float32)
+        self._w = (self._wp - self._wm).astype(np.float32)
+        if noisy:
+            self._refresh_read(written & self._alive)
+        else:
+            self._w_read = self._w.copy()
+
+    def _refresh_pairs(self) -> None:
+        """Refresh saturating one-sided pairs (aihwkit ``OneSidedUnitCell`` criterion, after each update).
+
+        A pair whose larger device exceeds ``refresh_upper_thres * w_max`` while
+        the smaller exceeds ``refresh_lower_thres * w_max`` is reset (both devices
+        to their lower bound) and its difference rewritten exactly (aihwkit
+        rewrites it with open-loop pulses; that write error is not modelled).
+        """
+        dev = self.config.device
+        big = np.maximum(self._wp, self._wm) / dev.w_max
+        small = np.minimum(self._wp, self._wm) / dev.w_max
+        hit = (big > dev.refresh_upper_thres) & (small > dev.refresh_lower_thres) & self._alive
+        if not hit.any():
+            return
+        self.refresh_count += int(hit.sum())
+        p = self._pair
+        diff = self._wp.astype(np.float64) - self._wm
+        wm = np.maximum(p.lo_minus, p.lo_plus - diff)
+        wp = diff + wm
+        wp = self._snap(np.clip(wp, p.lo_plus, self._dev.b_max), p.lo_plus, self._dev.b_max)
+        wm = self._snap(np.clip(wm, p.lo_minus, -self._dev.b_min), p.lo_minus, -self._dev.b_min)
+        self._wp = np.where(hit, wp, self._wp).astype(np.float32)
+        self._wm = np.where(hit, wm, self._wm).astype(np.float32)
+        self._w = (self._wp - self._wm).astype(np.float32)
+        self._refresh_read(hit)
 
     def _refresh_read(self, written: np.ndarray) -> None:
+        """Apparent weights of the ``written`` devices: hidden weight + fresh write noise (if any)."""
         dev = self.config.device
         if dev.write_noise_std > 0 and dev.model != "ideal":
             noise = (dev.write_noise_std * dev.dw_min) * self._rng.standard_normal(self._w.shape)
@@ -264,15 +345,18 @@ class Tile:
         else:
             self._w_read = self._w.copy()
 
-    def _snap(self, w: np.ndarray) -> np.ndarray:
+    def _snap(self, w: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+        """Snap to the conductance levels inside [lo, hi] (default: the weight bounds)."""
         w = np.asarray(w, np.float32)
         if self._level_step <= 0:
             return w
+        lo = self._dev.b_min if lo is None else lo
+        hi = self._dev.b_max if hi is None else hi
         step = self._level_step
         q = np.rint(w.astype(np.float64) / step) * step
-        q = np.where(q > self._dev.b_max, q - step, q)
-        q = np.where(q < self._dev.b_min, q + step, q)
-        ok = (q <= self._dev.b_max) & (q >= self._dev.b_min)
+        q = np.where(q > hi, q - step, q)
+        q = np.where(q < lo, q + step, q)
+        ok = (q <= hi) & (q >= lo)
         return np.where(ok, q, w).astype(np.float32)
 
     def _check_matrix(self, name: str, weights) -> np.ndarray:
@@ -300,8 +384,15 @@ class Tile:
 
         Dead devices read G+ = G- = g_min. ``conductances_to_weights(G+, G-, g_min,
         g_max, tile.w_scale)`` gives back :meth:`read_weights` (to float rounding).
+        For one-sided pairs G+ and G- are the two devices' own conductances (of
+        their hidden weights w+ and w-; write noise is not included).
         """
         m = self.config.mapping
+        if self._pair is not None:
+            def g(v):
+                return weights_to_conductances(np.clip(v.astype(np.float64), 0.0, self.w_scale), m.g_min, m.g_max,
+                                               self.w_scale)[0]  # fmt: skip
+            return g(self._wp), g(self._wm)
         w = np.clip(self._w_read.astype(np.float64), -self.w_scale, self.w_scale)
         return weights_to_conductances(w, m.g_min, m.g_max, self.w_scale)
 
@@ -328,7 +419,13 @@ class Tile:
             "w": self._w.copy(),
             "w_read": self._w_read.copy(),
             "rng_state": _encode_rng(self._rng),
+            "refresh_count": np.int64(self.refresh_count),
         }
+        if self._pair is not None:
+            out["pair.w_plus"] = self._wp.copy()
+            out["pair.w_minus"] = self._wm.copy()
+            for name, arr in self._pair.as_dict().items():
+                out[f"pair.{name}"] = arr.copy()
         for name, arr in self._dev.as_dict().items():
             out[f"device.{name}"] = arr.copy()
         return out
@@ -338,10 +435,16 @@ class Tile:
         shape = (self.out_size, self.in_size)
         missing = [k for k in ("w", "w_read", "rng_state", "w_scale") if k not in state]
         missing += [f"device.{n}" for n in DeviceArrays.names() if f"device.{n}" not in state]
+        pair_keys = ("pair.w_plus", "pair.w_minus", *[f"pair.{n}" for n in PairArrays.names()])
+        if self._pair is not None or "pair.w_plus" in state:
+            missing += [k for k in pair_keys if k not in state]
         if missing:
             raise ConfigError(f"state dict lacks {', '.join(missing)}")
         arrays = {}
-        for key in ("w", "w_read", *[f"device.{n}" for n in DeviceArrays.names()]):
+        keys = ["w", "w_read", *[f"device.{n}" for n in DeviceArrays.names()]]
+        if "pair.w_plus" in state:
+            keys += list(pair_keys)
+        for key in keys:
             arr = np.asarray(state[key])
             if arr.shape != shape:
                 raise ShapeError(f"state[{key!r}] has shape {arr.shape}; this tile is {shape}")
@@ -360,6 +463,13 @@ class Tile:
         self.w_scale = float(state["w_scale"])
         self._level_step = level_step(self.w_scale, self.config.mapping.levels)
         self._rng = _decode_rng(state["rng_state"])
+        self.refresh_count = int(state.get("refresh_count", 0))
+        if "pair.w_plus" in state:
+            self._wp = np.array(arrays["pair.w_plus"], np.float32)
+            self._wm = np.array(arrays["pair.w_minus"], np.float32)
+            self._pair = PairArrays(**{n: np.array(arrays[f"pair.{n}"], np.float32) for n in PairArrays.names()})
+        else:
+            self._pair = None
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Tile:

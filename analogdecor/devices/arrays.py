@@ -159,3 +159,48 @@ def draw_device_arrays(
         fault=fault,
     )
     return arrays, w0
+
+
+@dataclass
+class PairArrays:
+    """Hidden state of one-sided pairs (``DeviceConfig.one_sided_pair``), each an ``(out, in)`` array.
+
+    The G+ device takes the pulses that raise the weight, the G- device those
+    that lower it, each along its own up response. The pair's
+    :class:`DeviceArrays` then describe the effective weight w = w+ - w-:
+    ``scale_up``/``shape_up``/``b_max`` are the G+ device's, ``scale_down``/
+    ``shape_down`` the G- device's up response and ``b_min = -(G- b_max)``;
+    the lower bounds of the two devices are kept here.
+    """
+
+    lo_plus: np.ndarray
+    lo_minus: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def draw_pair_arrays(
+    cfg: DeviceConfig, shape: tuple[int, int], rng: np.random.Generator, w_limit: float | None = None
+) -> tuple[DeviceArrays, PairArrays, np.ndarray, np.ndarray]:
+    """Draw a crossbar of one-sided pairs: the G+ devices, then the G- devices, from ``rng``.
+
+    Returns the effective :class:`DeviceArrays`, the :class:`PairArrays` and the
+    initial hidden weights (w+, w-) (each device at its lower bound; a stuck
+    pair's G+ device at its stuck value).
+    """
+    plus, wp0 = draw_device_arrays(cfg, shape, rng, w_limit)
+    minus, _ = draw_device_arrays(cfg, shape, rng, w_limit)
+    eff = DeviceArrays(
+        scale_up=plus.scale_up, scale_down=minus.scale_up, b_min=-minus.b_max, b_max=plus.b_max,
+        shape_up=plus.shape_up, shape_down=minus.shape_up, fault=plus.fault,
+    )  # fmt: skip
+    wp0 = np.where(plus.fault == STUCK, wp0, plus.b_min).astype(np.float32)
+    wm0 = minus.b_min.copy()
+    dead = plus.fault == DEAD
+    wp0[dead] = plus.b_min[dead]
+    return eff, PairArrays(lo_plus=plus.b_min, lo_minus=minus.b_min), wp0, wm0

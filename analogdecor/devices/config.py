@@ -110,6 +110,16 @@ class DeviceConfig:
     dead_fraction: float = 0.0
     """Fraction of dead devices: both conductances at g_min, weight 0, never change."""
 
+    # ---- one-sided pair (aihwkit OneSidedUnitCell) --------------------------------------
+    one_sided_pair: bool = False
+    """Store each weight on two uni-directional devices of this model, w = w+ - w- (G+ and G-): a pulse
+    that raises w raises w+, one that lowers w raises w-, each along its own up response; needs w_min >= 0."""
+    refresh_upper_thres: float = 0.75
+    """One-sided pair: refresh a pair after an update when its larger device exceeds this fraction of w_max
+    and its smaller one exceeds refresh_lower_thres (both reset, the difference rewritten)."""
+    refresh_lower_thres: float = 0.25
+    """One-sided pair: lower threshold of the refresh criterion (fraction of w_max)."""
+
     def __post_init__(self) -> None:
         check_choice(self, "model", DEVICE_MODELS)
         for name in ("dw_min",):
@@ -127,7 +137,7 @@ class DeviceConfig:
             raise ConfigError(
                 f"DeviceConfig.w_min = {self.w_min!r} must be < DeviceConfig.w_max = {self.w_max!r}"
             )
-        if self.model in ("linear", "softbounds") and not self.w_min < 0 < self.w_max:
+        if self.model in ("linear", "softbounds") and not self.one_sided_pair and not self.w_min < 0 < self.w_max:
             raise ConfigError(
                 f"DeviceConfig: model {self.model!r} needs w_min < 0 < w_max, got w_min = {self.w_min!r}, "
                 f"w_max = {self.w_max!r}"
@@ -136,6 +146,13 @@ class DeviceConfig:
             check_positive(self, "pow_gamma")
         check_range(self, "stuck_fraction", 0.0, 1.0)
         check_range(self, "dead_fraction", 0.0, 1.0)
+        check_range(self, "refresh_upper_thres", 0.0, 1.0)
+        check_range(self, "refresh_lower_thres", 0.0, 1.0)
+        if self.one_sided_pair and (self.w_min < 0 or self.model == "ideal"):
+            raise ConfigError(
+                f"DeviceConfig.one_sided_pair needs a pulsed model with w_min >= 0 (uni-directional devices), "
+                f"got model = {self.model!r}, w_min = {self.w_min!r}"
+            )
         if self.stuck_fraction + self.dead_fraction > 1.0:
             raise ConfigError(
                 f"DeviceConfig.stuck_fraction + dead_fraction = {self.stuck_fraction + self.dead_fraction!r}: "
@@ -146,3 +163,8 @@ class DeviceConfig:
     def w_abs_max(self) -> float:
         """max(|w_min|, |w_max|): the weight that maps onto the full conductance range."""
         return max(abs(self.w_min), abs(self.w_max))
+
+    @property
+    def effective_w_min(self) -> float:
+        """Mean lower bound of the stored weight: -w_max for a one-sided pair, else w_min."""
+        return -self.w_max if self.one_sided_pair else self.w_min
