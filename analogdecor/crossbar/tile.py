@@ -287,17 +287,21 @@ class Tile:
     def _commit(self, w: np.ndarray, *, noisy: bool) -> None:
         """Store target weights ``w`` on the alive devices (clip, levels); exact read unless ``noisy``."""
         if self._pair is not None:
-            p = self._pair
-            wm = np.maximum(p.lo_minus, p.lo_plus - w.astype(np.float64))  # smallest pair with wp - wm = w
-            wp = w + wm
-            wp = self._snap(np.clip(wp, p.lo_plus, self._dev.b_max), p.lo_plus, self._dev.b_max)
-            wm = self._snap(np.clip(wm, p.lo_minus, -self._dev.b_min), p.lo_minus, -self._dev.b_min)
-            self._commit_pair(wp, wm, noisy=noisy, written=self._alive)
+            self._commit_pair(*self._split(w), noisy=noisy, written=self._alive)
             return
         w = self._snap(np.clip(w, self._dev.b_min, self._dev.b_max))
         self._w = np.where(self._alive, w, self._w).astype(np.float32)
         if not noisy:
             self._w_read = self._w.copy()
+
+    def _split(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest one-sided pair (w+, w-) with w+ - w- = w, within the devices' bounds and levels."""
+        p = self._pair
+        wm = np.maximum(p.lo_minus, p.lo_plus - np.asarray(w, np.float64))
+        wp = w + wm
+        wp = self._snap(np.clip(wp, p.lo_plus, self._dev.b_max), p.lo_plus, self._dev.b_max)
+        wm = self._snap(np.clip(wm, p.lo_minus, -self._dev.b_min), p.lo_minus, -self._dev.b_min)
+        return wp, wm
 
     def _commit_pair(self, wp: np.ndarray, wm: np.ndarray, *, noisy: bool, written: np.ndarray) -> None:
         self._wp = np.where(self._alive, wp, self._wp).astype(np.float32)
@@ -323,12 +327,7 @@ class Tile:
         if not hit.any():
             return
         self.refresh_count += int(hit.sum())
-        p = self._pair
-        diff = self._wp.astype(np.float64) - self._wm
-        wm = np.maximum(p.lo_minus, p.lo_plus - diff)
-        wp = diff + wm
-        wp = self._snap(np.clip(wp, p.lo_plus, self._dev.b_max), p.lo_plus, self._dev.b_max)
-        wm = self._snap(np.clip(wm, p.lo_minus, -self._dev.b_min), p.lo_minus, -self._dev.b_min)
+        wp, wm = self._split(self._wp.astype(np.float64) - self._wm)
         self._wp = np.where(hit, wp, self._wp).astype(np.float32)
         self._wm = np.where(hit, wm, self._wm).astype(np.float32)
         self._w = (self._wp - self._wm).astype(np.float32)
