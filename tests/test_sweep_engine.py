@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -193,11 +194,16 @@ def test_max_runs_leaves_the_rest_pending(tmp_path, scheduler):
     assert [r["status"] for r in rows].count("pending") == 7
 
 
-def test_atomic_write_never_leaves_partial_files(tmp_path):
+def test_atomic_write_never_leaves_partial_files(tmp_path, monkeypatch):
     target = tmp_path / "result.json"
     atomic_write_text(target, "old")
-    with pytest.raises(TypeError):
-        atomic_write_text(target, object())  # type: ignore[arg-type]  # fails while writing
+
+    def disk_full(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)  # the write fails after the bytes went to the temp file
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_text(target, "new " * 1000)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp file left behind
 
