@@ -23,6 +23,8 @@ def _register_crossbar(sub) -> None:
     p.add_argument("--repeats", type=int, default=30, help="timed forward reads (default 30)")
     p.add_argument("--update-repeats", type=int, default=5, help="timed pulsed updates (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and tile (default 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads of both numba and BLAS for the run (default: as configured)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     p.set_defaults(func=_run_crossbar)
 
@@ -32,7 +34,7 @@ def _run_crossbar(args: argparse.Namespace) -> int:
 
     cfg = CrossbarBenchConfig(size=args.size, batch=args.batch, update_batch=args.update_batch, bl=args.bl,
                               preset=args.preset, repeats=args.repeats, update_repeats=args.update_repeats,
-                              seed=args.seed)  # fmt: skip
+                              seed=args.seed, threads=args.threads)  # fmt: skip
     res = bench_crossbar(cfg)
     print(json.dumps(res, sort_keys=True) if args.json else format_report(res))
     return 0

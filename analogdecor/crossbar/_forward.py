@@ -116,7 +116,9 @@ _NO_WNOISE = np.zeros((1, 1))
 
 
 def _pick(serial, parallel, n_elements: int):
-    return parallel if n_elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1 else serial
+    if n_elements < PARALLEL_MIN_ELEMENTS:
+        return serial
+    return parallel if numba.get_num_threads() > 1 else serial
 
 
 def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, np.uint64], abs_mat):
@@ -175,6 +177,9 @@ def analog_read(mat: np.ndarray, x: np.ndarray, io: IOConfig, rng: np.random.Gen
     return y
 
 
+_U64_MAX = np.iinfo(np.uint64).max
+
+
 def _draw_seeds(rng: np.random.Generator) -> tuple[np.uint64, np.uint64]:
-    s = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+    s = rng.integers(0, _U64_MAX, size=2, dtype=np.uint64, endpoint=True)
     return s[0], s[1]

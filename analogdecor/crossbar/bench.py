@@ -37,6 +37,8 @@ class CrossbarBenchConfig:
     """Timed pulsed updates."""
     seed: int = 0
     """Seed of the data and the tile."""
+    threads: int | None = None
+    """Threads of both numba and BLAS during the run (None: as configured, numba's default is all CPUs)."""
 
 
 def _timed(fn) -> float:
@@ -57,12 +59,33 @@ def bench_crossbar(cfg: CrossbarBenchConfig | None = None) -> dict:
     """
     import numba
 
+    cfg = cfg or CrossbarBenchConfig()
+    if cfg.threads is None:
+        return _bench(cfg)
+    from threadpoolctl import threadpool_limits
+
+    from analogdecor.errors import ConfigError
+
+    if not 1 <= cfg.threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ConfigError(f"threads = {cfg.threads}: must lie in [1, {numba.config.NUMBA_NUM_THREADS}] "
+                          "(NUMBA_NUM_THREADS)")  # fmt: skip
+    before = numba.get_num_threads()
+    numba.set_num_threads(cfg.threads)
+    try:
+        with threadpool_limits(limits=cfg.threads, user_api="blas"):
+            return _bench(cfg)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _bench(cfg: CrossbarBenchConfig) -> dict:
+    import numba
+
     from analogdecor.config import with_overrides
     from analogdecor.crossbar._update import pulse_management
     from analogdecor.crossbar.tile import Tile
     from analogdecor.devices.registry import load_preset
 
-    cfg = cfg or CrossbarBenchConfig()
     tile_cfg = with_overrides(load_preset(cfg.preset), {
         "update.pulse_type": "stochastic", "update.desired_bl": cfg.bl, "update.update_bl_management": False,
     })  # fmt: skip
@@ -114,6 +137,7 @@ def bench_crossbar(cfg: CrossbarBenchConfig | None = None) -> dict:
         "preset": cfg.preset,
         "repeats": cfg.repeats,
         "numba_threads": numba.get_num_threads(),
+        "blas_threads": _blas_threads(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"),
         "machine": platform.machine(),
@@ -126,7 +150,8 @@ def format_report(res: dict) -> str:
     """Human-readable summary of :func:`bench_crossbar`'s figures."""
     return "\n".join([
         f"crossbar benchmark ({res['size']}x{res['size']} tile, preset {res['preset']}; "
-        f"{res['numba_threads']} numba threads, {res['cpu_count']} CPUs, load {res['load_average_1min']:.2f})",
+        f"threads: numba {res['numba_threads']}, BLAS {res['blas_threads']}; {res['cpu_count']} CPUs, "
+        f"load {res['load_average_1min']:.2f})",
         f"  forward read, batch {res['batch']}: {res['forward_ms']:.3f} ms vs float32 matmul "
         f"{res['matmul_ms']:.3f} ms -> ratio {res['forward_vs_matmul_ratio']:.2f} "
         f"(best-of ratio {res['forward_vs_matmul_ratio_min']:.2f}; target <= 2)",
@@ -136,3 +161,12 @@ def format_report(res: dict) -> str:
         f"  float32 outer-product update (same batch): {res['float_update_ms']:.3f} ms "
         f"-> pulsed/float {res['pulsed_vs_float_update_ratio']:.1f}x",
     ])  # fmt: skip
+
+
+def _blas_threads() -> int | None:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return min(blas) if blas else None
