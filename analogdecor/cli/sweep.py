@@ -2,7 +2,7 @@
 
 Example (the README's worked example)::
 
-    analogdecor sweep scripts/sweeps/noise_vs_levels.toml --workers 2 --out sweeps/noise_vs_levels
+    analogdecor sweep scripts/sweeps/noise_vs_levels.toml --workers 2
 
 Re-running the same command resumes: finished runs are skipped, failed runs
 retried. ``--check`` validates the spec and lists the runs without running them.
@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
         "same command skips finished runs and retries failed ones.",
     )
     p.add_argument("spec", help="sweep spec (TOML with [sweep], [base], [axes] or [[runs]])")
-    p.add_argument("--out", help="sweep directory (default: sweeps/<spec name without .toml>)")
+    p.add_argument("--out", help="sweep directory (default: runs/sweeps/<spec name without .toml>)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, help="worker processes of the local cluster (default: all cores)")
     g.add_argument("--scheduler", metavar="ADDRESS",
@@ -50,7 +50,7 @@ def run(args: Any) -> int:
     if args.max_runs is not None and args.max_runs < 0:
         raise ConfigError(f"--max-runs {args.max_runs}: must be >= 0")
     spec = load_spec(args.spec)
-    out = Path(args.out) if args.out else Path("sweeps") / Path(args.spec).stem
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / Path(args.spec).stem
     if args.check:
         planned = plan_runs(spec)
         print(f"{args.spec}: valid; {len(planned)} runs ({spec.settings.mode} over {', '.join(spec.axis_names)})")
