@@ -355,3 +355,38 @@ def test_every_learning_rule_trains_on_aihwkit_tiles(rule):
     assert all(getattr(layer.tile, "backend", None) == "aihwkit" for layer in res.network.layers)
     if rule in ("bp", "fa", "dfa"):
         assert res.metrics["test_accuracy"][-1] > 0.25  # chance is 0.1
+
+
+@pytest.mark.aihwkit
+def test_one_sided_pair_is_a_one_sided_unit_cell():
+    _aihwkit()
+    from aihwkit.simulator.parameters.enums import PulseType
+
+    from analogdecor.backends.aihwkit import AihwkitTile
+    from analogdecor.backends.aihwkit.translate import to_rpu_config
+
+    dev = DeviceConfig(model="exp", w_min=0.0, w_max=2.0, one_sided_pair=True, refresh_upper_thres=0.7)
+    rpu = to_rpu_config(TileConfig(device=dev))
+    cell = rpu.device
+    assert type(cell).__name__ == "OneSidedUnitCell"
+    assert (cell.refresh_every, cell.refresh_upper_thres, cell.refresh_lower_thres) == (1, 0.7, 0.25)
+    assert cell.refresh_forward.is_perfect
+    assert cell.refresh_update.pulse_type == PulseType.NONE
+    assert cell.unit_cell_devices[0].reset_std == 0.0
+    with pytest.raises(ConfigError, match="one_sided_pair"):
+        to_rpu_config(
+            TileConfig(device=DeviceConfig(model="exp", w_min=0.0, one_sided_pair=True, write_noise_std=1.0))
+        )
+
+    t = AihwkitTile(2, 3, TileConfig(device=dev), seed=0)
+    W = np.array([[0.5, -0.5, 1.0], [0.0, 0.2, -1.5]], np.float32)
+    t.set_weights(W)
+    np.testing.assert_allclose(t.read_weights(), W, atol=1e-7)
+    h = t.hidden_parameters()
+    np.testing.assert_allclose(h["hidden_weights_1"] - h["hidden_weights_0"], W, atol=1e-7)  # w = w+ - w-
+    gp, gm = t.conductances()
+    np.testing.assert_allclose(t.weights_from_conductances(gp, gm), W, atol=1e-6)
+    assert np.all(np.minimum(gp, gm) == t.config.mapping.g_min)  # set_weights puts each weight on one device
+    b = AihwkitTile(2, 3, TileConfig(device=dev), seed=4)
+    b.load_state_dict(t.state_dict())
+    np.testing.assert_array_equal(b.read_weights(), t.read_weights())

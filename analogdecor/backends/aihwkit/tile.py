@@ -61,7 +61,8 @@ class AihwkitTile:
     the translation to pulses is in ``../shared/notes/aihwkit-semantics.md``).
     ``device.stuck_fraction`` uses aihwkit's corrupt devices (stuck at a uniform value within
     their own bounds); ``device.dead_fraction`` sets both bounds and both step sizes of the
-    chosen devices to zero through aihwkit's hidden device parameters.
+    chosen devices to zero through aihwkit's hidden device parameters (so do stuck one-sided
+    pairs: G+ fixed within its bounds, G- at zero).
     """
 
     is_analog = True
@@ -84,17 +85,18 @@ class AihwkitTile:
         self.seed = int(seed)
         rpu = to_rpu_config(cfg, seed=self.seed)
         dev = cfg.device
-        if dev.stuck_fraction > 0:
+        self.is_pair = bool(dev.one_sided_pair)
+        """True for one-sided device pairs (aihwkit OneSidedUnitCell: device 1 holds w+, device 0 w-)."""
+        if dev.stuck_fraction > 0 and not self.is_pair:
+            # aihwkit's corrupt devices: stuck at a uniform value within the device's own bounds
             rpu.device.corrupt_devices_prob = float(dev.stuck_fraction)
-            rpu.device.corrupt_devices_range = float(1e6 * max(dev.w_abs_max, 1.0))  # = within own bounds
+            rpu.device.corrupt_devices_range = float(1e6 * max(dev.w_abs_max, 1.0))
         self._module = AnalogTile(self.out_size, self.in_size, rpu, bias=False)
         self._tile = self._module.tile
         self._lr = float("nan")
         self._names = list(self._tile.get_hidden_parameter_names())
-        if dev.dead_fraction > 0:
-            self._kill_devices(
-                dev.dead_fraction / (1.0 - dev.stuck_fraction) if dev.stuck_fraction < 1 else 0.0
-            )
+        if dev.dead_fraction > 0 or (self.is_pair and dev.stuck_fraction > 0):
+            self._draw_faults()
         self._program_rng = np.random.default_rng([self.seed, _PROGRAM_STREAM])
         self.set_weights(np.zeros((self.out_size, self.in_size), dtype=np.float32))
 
@@ -104,16 +106,49 @@ class AihwkitTile:
 
         return torch.from_numpy(a)
 
-    def _kill_devices(self, prob: float) -> None:
-        """Dead devices: bounds and step sizes zero, chosen among the devices not already stuck."""
+    def _hidden_rows(self, base: str) -> list[int]:
+        """Indices of hidden parameter ``base`` (one per device of a pair: ``base_0``, ``base_1``)."""
+        return [
+            k
+            for k, n in enumerate(self._names)
+            if n == base or (n.startswith(base + "_") and n[-1].isdigit())
+        ]
+
+    def _draw_faults(self) -> None:
+        """Dead devices (and stuck pairs) through aihwkit's hidden device parameters.
+
+        Dead: bounds and step sizes zero (weight 0 for good), chosen with probability
+        ``dead_fraction / (1 - stuck_fraction)`` among the devices not stuck. A stuck pair has its
+        G+ device fixed at a uniform value within its bounds and its G- device at 0.
+        """
+        dev = self.config.device
         hidden = self._tile.get_hidden_parameters()
-        idx = {n: k for k, n in enumerate(self._names)}
-        hi, lo = hidden[idx["max_bound"]], hidden[idx["min_bound"]]
-        healthy = (hi != lo).numpy()
+        shape = (self.out_size, self.in_size)
         rng = np.random.default_rng([self.seed, _DEVICE_STREAM])
-        dead = self._torch((rng.random((self.out_size, self.in_size)) < prob) & healthy)
-        for name in ("max_bound", "min_bound", "dwmin_up", "dwmin_down"):
-            hidden[idx[name]][dead] = 0.0
+        u_fault, u_value = rng.random(shape), rng.random(shape)
+        frozen = ("max_bound", "min_bound", "dwmin_up", "dwmin_down")
+        hi = np.stack([hidden[k].numpy() for k in self._hidden_rows("max_bound")])
+        lo = np.stack([hidden[k].numpy() for k in self._hidden_rows("min_bound")])
+        healthy = np.all(hi != lo, axis=0)
+        if self.is_pair:
+            stuck = u_fault < dev.stuck_fraction
+            dead = ~stuck & (u_fault < dev.stuck_fraction + dev.dead_fraction)
+            plus = self._names.index("max_bound_1"), self._names.index("min_bound_1")
+            value = lo[1] + (hi[1] - lo[1]) * u_value  # G+ device's stuck value, within its bounds
+            stuck_t = self._torch(stuck)
+            for name in frozen:
+                for k in self._hidden_rows(name):
+                    hidden[k][stuck_t] = 0.0
+            for k in plus:
+                hidden[k][stuck_t] = self._torch(value.astype(np.float32))[stuck_t]
+            for k in self._hidden_rows("hidden_weights"):
+                hidden[k][stuck_t] = hidden[plus[0]][stuck_t] if self._names[k].endswith("_1") else 0.0
+        else:
+            dead = healthy & (u_fault < dev.dead_fraction / max(1.0 - dev.stuck_fraction, 1e-12))
+        dead_t = self._torch(dead)
+        for name in (*frozen, "hidden_weights"):
+            for k in self._hidden_rows(name):
+                hidden[k][dead_t] = 0.0
         self._tile.set_hidden_parameters(hidden)
 
     def _set_lr(self, lr: float) -> None:
@@ -197,17 +232,28 @@ class AihwkitTile:
         """
         if self.config.mapping.w_scale is not None:
             return float(self.config.mapping.w_scale)
-        h = self.hidden_parameters()
-        limit = float(max(np.abs(h["max_bound"]).max(), np.abs(h["min_bound"]).max()))
+        h = self._tile.get_hidden_parameters().numpy()
+        rows = self._hidden_rows("max_bound") + self._hidden_rows("min_bound")
+        limit = float(np.abs(h[rows]).max())
         return limit if limit > 0 else float(self.config.device.w_abs_max)
 
     def conductances(self) -> tuple[np.ndarray, np.ndarray]:
         """(G+, G-) in microsiemens of the weights a read sees, through :mod:`analogdecor.crossbar.mapping`.
 
-        Dead devices (weight 0) read G+ = G- = g_min, as on the numba tile.
+        Dead devices (weight 0) read G+ = G- = g_min, as on the numba tile. For one-sided pairs
+        G+ and G- are the two devices' own conductances (their hidden weights w+ and w-).
         """
         m = self.config.mapping
         scale = self.w_scale
+        if self.is_pair:
+            h = self.hidden_parameters()
+
+            def g(v: np.ndarray) -> np.ndarray:
+                return weights_to_conductances(
+                    np.clip(v.astype(np.float64), 0.0, scale), m.g_min, m.g_max, scale
+                )[0]
+
+            return g(h["hidden_weights_1"]), g(h["hidden_weights_0"])
         w = np.clip(self.read_weights().astype(np.float64), -scale, scale)
         return weights_to_conductances(w, m.g_min, m.g_max, scale)
 

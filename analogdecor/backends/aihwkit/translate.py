@@ -29,6 +29,9 @@ Correspondence (analogdecor -> aihwkit 1.2.0; semantics in
 ``IOConfig.w_noise_type``              additive: ``ADDITIVE_CONSTANT``, pcm: ``PCM_READ``
 ``IOConfig.max_bm_passes`` P           ``max_bm_factor = 2**(P-1) - 1``, ``max_bm_res``
                                        off: at most P reads, inputs halved each time
+``device.one_sided_pair``              ``UnitCellRPUConfig`` with a ``OneSidedUnitCell`` of
+                                       the device (refresh after every update, perfect
+                                       refresh read, exact rewrite, no reset noise)
 ``UpdateConfig.pulse_type``            stochastic: ``STOCHASTIC_COMPRESSED``,
                                        deterministic: ``DETERMINISTIC_IMPLICIT``,
                                        none: ``NONE_WITH_DEVICE``
@@ -36,7 +39,8 @@ Correspondence (analogdecor -> aihwkit 1.2.0; semantics in
 
 No aihwkit equivalent (ConfigError): ``mapping.levels`` > 0 (aihwkit's pulsed
 devices store a continuous value), iterative bound management on the backward
-read (aihwkit ignores it there), write noise on an ideal device.
+read (aihwkit ignores it there), write noise on an ideal device or on a one-sided
+pair (aihwkit draws it per device of the pair, analogdecor on the difference).
 """
 
 from __future__ import annotations
@@ -71,6 +75,12 @@ def check_translatable(cfg: TileConfig) -> None:
             "aihwkit applies bound management on the forward read only; set it to 'none'"
         )
     dev = cfg.device
+    if dev.one_sided_pair and dev.write_noise_std > 0:
+        raise ConfigError(
+            f"DeviceConfig.write_noise_std = {dev.write_noise_std!r} with one_sided_pair {_NO_EQUIVALENT}: "
+            "aihwkit draws write noise on each device of the pair, analogdecor on their difference; "
+            "set it to 0 to run on aihwkit"
+        )
     if dev.model == "ideal" and dev.write_noise_std > 0:
         raise ConfigError(
             f"DeviceConfig.write_noise_std = {dev.write_noise_std!r} with model 'ideal' {_NO_EQUIVALENT}: "
@@ -204,7 +214,7 @@ def _device(dev: DeviceConfig, seed: int) -> Any:
 
 
 def to_rpu_config(cfg: TileConfig, *, seed: int = 0) -> Any:
-    """Build the aihwkit ``SingleRPUConfig`` equivalent to ``cfg``.
+    """Build the aihwkit RPU config equivalent to ``cfg`` (``SingleRPUConfig``; ``UnitCellRPUConfig`` for pairs).
 
     Parameters
     ----------
@@ -223,7 +233,7 @@ def to_rpu_config(cfg: TileConfig, *, seed: int = 0) -> Any:
     """
     check_translatable(cfg)
     require_aihwkit()
-    from aihwkit.simulator.configs import SingleRPUConfig
+    from aihwkit.simulator.configs import SingleRPUConfig, UnitCellRPUConfig
     from aihwkit.simulator.parameters.enums import PulseType
     from aihwkit.simulator.parameters.training import UpdateParameters
 
@@ -244,9 +254,43 @@ def to_rpu_config(cfg: TileConfig, *, seed: int = 0) -> Any:
         sto_round=False,
         d_sparsity=False,
     )
+    forward = io_parameters(cfg.forward, direction="forward")
+    backward = io_parameters(cfg.backward, direction="backward")
+    if cfg.device.one_sided_pair:
+        return UnitCellRPUConfig(
+            device=_one_sided(cfg.device, seed), forward=forward, backward=backward, update=update
+        )
     return SingleRPUConfig(
-        device=_device(cfg.device, seed),
-        forward=io_parameters(cfg.forward, direction="forward"),
-        backward=io_parameters(cfg.backward, direction="backward"),
-        update=update,
+        device=_device(cfg.device, seed), forward=forward, backward=backward, update=update
+    )
+
+
+def _one_sided(dev: DeviceConfig, seed: int) -> Any:
+    """aihwkit ``OneSidedUnitCell`` for ``device.one_sided_pair`` (as analogdecor models it).
+
+    Two devices of ``dev``'s family per weight (aihwkit's device 1 holds w+, device 0 holds w-);
+    after every update call a pair whose larger device exceeds ``refresh_upper_thres * w_max``
+    while the smaller exceeds ``refresh_lower_thres * w_max`` is reset to zero and its difference
+    rewritten. analogdecor rewrites the difference exactly and does not model reset noise, so the
+    refresh read is perfect, the rewrite a float update (``PulseType.NONE``), and the reset exact.
+    """
+    from aihwkit.simulator.configs import OneSidedUnitCell
+    from aihwkit.simulator.parameters.enums import PulseType
+    from aihwkit.simulator.parameters.io import IOParameters
+    from aihwkit.simulator.parameters.training import UpdateParameters
+
+    single = _device(dev, seed)
+    single.reset = 0.0
+    single.reset_dtod = 0.0
+    single.reset_std = 0.0
+    return OneSidedUnitCell(
+        unit_cell_devices=[single],
+        construction_seed=construction_seed(seed),
+        refresh_every=1,
+        units_in_mbatch=True,
+        refresh_upper_thres=float(dev.refresh_upper_thres),
+        refresh_lower_thres=float(dev.refresh_lower_thres),
+        refresh_forward=IOParameters(is_perfect=True),
+        refresh_update=UpdateParameters(pulse_type=PulseType.NONE),
+        copy_inverted=False,
     )
