@@ -207,3 +207,13 @@ def test_overrides_reach_the_tile():
     tile = Tile(2, 2, cfg)
     assert tile.config.forward.out_noise == 0.0
     assert dataclasses.asdict(tile.config) == dataclasses.asdict(cfg)
+
+
+def test_readme_crossbar_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("<!-- SECTION: crossbar -->"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md (crossbar section)", "exec"), {})
