@@ -106,10 +106,11 @@ class UpdateConfig:
 class MappingConfig:
     """Physical view: each weight is a differential pair G+ - G- in microsiemens.
 
-    w = (G+ - G-) / (g_max - g_min) * w_scale, with w_scale = device.w_abs_max
-    unless given; a positive weight is stored on G+ (G- = g_min) and a negative
-    one on G-. With ``levels`` > 0 each conductance takes one of ``levels``
-    equally spaced values in [g_min, g_max] (finite precision of the stored value).
+    w = (G+ - G-) / (g_max - g_min) * w_scale; a positive weight is stored on G+
+    (G- = g_min) and a negative one on G- (one-sided pairs store both). With
+    ``levels`` > 0 each conductance takes one of ``levels`` equally spaced values
+    in [g_min, g_max] (finite precision of the stored value). The tile's
+    effective scale is :attr:`analogdecor.crossbar.Tile.w_scale`.
     """
 
     g_min: float = 0.0
@@ -117,7 +118,8 @@ class MappingConfig:
     g_max: float = 25.0
     """Highest conductance of a device (uS)."""
     w_scale: float | None = None
-    """Weight that maps onto g_max - g_min; None: the device's max(|w_min|, |w_max|)."""
+    """Weight that maps onto g_max - g_min; devices' bounds are clipped to +-w_scale. None: the largest
+    |bound| of the tile's devices after their device-to-device spread (so every conductance stays in range)."""
     levels: int = 0
     """Number of distinct conductance levels per device (0: continuous)."""
 
