@@ -70,7 +70,7 @@ def _step(tiles: Sequence[Any], x: np.ndarray, y: np.ndarray, lr: float) -> None
 
 
 def time_training_step(
-    backend: str,
+    backends: str | Sequence[str],
     preset: str | TileConfig,
     *,
     sizes: Sequence[int] = (784, 256, 10),
@@ -79,18 +79,22 @@ def time_training_step(
     warmup: int = 2,
     lr: float = 0.05,
     seed: int = 0,
-) -> StepTiming:
-    """Median and minimum wall time of one training step of an MLP ``sizes`` on ``backend``.
+) -> list[StepTiming]:
+    """Median and minimum wall time of one training step of an MLP ``sizes`` on each backend.
 
-    Inputs are MNIST-like (80 % zeros, the rest uniform in [0, 1]); weights start uniform in
+    With several backends the steps are interleaved (backend A step s, backend B step s, ...),
+    so that changes in the machine's load hit all of them alike. Inputs are MNIST-like (80 %
+    zeros, the rest uniform in [0, 1]) and the same on every backend; weights start uniform in
     +-1/sqrt(fan_in) (clipped by the devices). The first ``warmup`` steps (numba compilation,
     aihwkit set-up) are not timed.
     """
     from analogdecor.backends import make_tile
 
-    if len(sizes) < 2 or batch < 1 or steps < 1:
+    names = [backends] if isinstance(backends, str) else list(backends)
+    if len(sizes) < 2 or batch < 1 or steps < 1 or not names:
         raise ConfigError(
-            f"sizes = {tuple(sizes)}, batch = {batch}, steps = {steps}: need >= 2 sizes, batch/steps >= 1"
+            f"sizes = {tuple(sizes)}, batch = {batch}, steps = {steps}, backends = {names}: need >= 2 sizes, "
+            "batch and steps >= 1 and a backend"
         )
     if isinstance(preset, TileConfig):
         cfg, name = preset, "custom"
@@ -99,34 +103,50 @@ def time_training_step(
 
         cfg, name = load_preset(preset), preset
     rng = np.random.default_rng(seed)
-    tiles = []
-    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        t = make_tile(backend, n_out, n_in, cfg, seed=seed + k)
-        t.set_weights(rng.uniform(-1, 1, (n_out, n_in)).astype(np.float32) / np.sqrt(n_in))
-        tiles.append(t)
+    init = [rng.uniform(-1, 1, (o, i)).astype(np.float32) / np.sqrt(i) for i, o in itertools.pairwise(sizes)]
+    stacks = []
+    for backend in names:
+        tiles = []
+        for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+            t = make_tile(backend, n_out, n_in, cfg, seed=seed + k)
+            t.set_weights(init[k])
+            tiles.append(t)
+        stacks.append(tiles)
     total = warmup + steps
     xs = rng.uniform(0, 1, (total, batch, sizes[0])).astype(np.float32)
     xs *= rng.random(xs.shape) < 0.2
     ys = rng.integers(0, sizes[-1], (total, batch))
-    times = []
+    times: list[list[float]] = [[] for _ in names]
     for s in range(total):
-        t0 = time.perf_counter()
-        _step(tiles, xs[s], ys[s], lr)
-        if s >= warmup:
-            times.append(time.perf_counter() - t0)
-    return StepTiming(backend, name, tuple(int(v) for v in sizes), int(batch), float(np.median(times)),
-                      float(np.min(times)), int(steps))  # fmt: skip
+        for b, tiles in enumerate(stacks):
+            t0 = time.perf_counter()
+            _step(tiles, xs[s], ys[s], lr)
+            if s >= warmup:
+                times[b].append(time.perf_counter() - t0)
+    return [
+        StepTiming(
+            backend,
+            name,
+            tuple(int(v) for v in sizes),
+            int(batch),
+            float(np.median(ts)),
+            float(np.min(ts)),
+            int(steps),
+        )
+        for backend, ts in zip(names, times, strict=True)
+    ]
 
 
 def compare_backends(presets: Sequence[str], **kwargs: Any) -> list[tuple[StepTiming, StepTiming]]:
-    """(numba, aihwkit) timings per preset, measured in the same process one after the other."""
+    """(numba, aihwkit) timings per preset, measured in the same process with interleaved steps."""
     from analogdecor.backends.aihwkit import require_aihwkit
 
     require_aihwkit()
-    return [
-        (time_training_step("numba", p, **kwargs), time_training_step("aihwkit", p, **kwargs))
-        for p in presets
-    ]
+    out = []
+    for p in presets:
+        a, b = time_training_step(("numba", "aihwkit"), p, **kwargs)
+        out.append((a, b))
+    return out
 
 
 def format_timings(pairs: Sequence[tuple[StepTiming, StepTiming]]) -> str:
