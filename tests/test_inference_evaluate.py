@@ -166,3 +166,27 @@ def test_parse_times():
             parse_times(bad)
     with pytest.raises(ConfigError, match="seeds"):
         EvaluateConfig(seeds=0)
+
+
+@pytest.mark.slow
+def test_network_trained_on_the_crossbar_by_the_training_loop(tmp_path):
+    """End to end: analogdecor.training.train on numba tiles, then evaluate_run (about 10 s)."""
+    from analogdecor.config import from_dict
+    from analogdecor.inference.evaluate import evaluate_run
+    from analogdecor.training import TrainConfig, train
+
+    cfg = from_dict(
+        TrainConfig,
+        {"rule": "bp", "backend": "numba", "device": "Idealized", "model": {"hidden": [32]},
+         "decorrelation": {"enabled": True, "lr": 0.001}, "optim": {"epochs": 3, "lr": 0.05}, "seed": 0},
+    )  # fmt: skip
+    train(cfg, tmp_path / "run", progress=False)
+    flat, _ = evaluate_run(tmp_path / "run", EvaluateConfig(model="none", seeds=2), out_dir=tmp_path / "none")
+    assert flat.baseline_accuracy > 0.8
+    assert np.all(flat.acc_raw == flat.baseline_accuracy)
+    assert np.all(flat.acc_comp == flat.baseline_accuracy)
+    pcm, _ = evaluate_run(tmp_path / "run", EvaluateConfig(model="pcm", seeds=3), out_dir=tmp_path / "pcm")
+    raw = pcm.acc_raw.mean(axis=0)
+    assert raw[-1] < raw[0] - 0.03
+    assert np.sum(np.diff(raw) <= 0.01) >= len(raw) - 2
+    assert pcm.acc_comp.mean(axis=0)[-1] > raw[-1]

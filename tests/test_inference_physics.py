@@ -204,3 +204,13 @@ def test_drift_compensation_is_exact_for_a_single_exponent():
     assert drift_compensation_scale(np.zeros(3), np.zeros(3)) == 1.0
     with pytest.raises(ValueError, match="equal shapes"):
         drift_compensation_scale(np.ones(3), np.ones(4))
+
+
+def test_open_loop_report_counts_devices_within_the_configured_tolerance():
+    g = np.full(20_000, 12.5)
+    _, rep = write_verify(g, PCMLikeNoise(), np.random.default_rng(0), WriteVerifyConfig(tolerance=0.02))
+    sigma = 0.26348 + 1.9650 * 0.5 - 1.1731 * 0.25
+    from math import erf, sqrt
+
+    assert rep.tolerance_us == pytest.approx(0.5)
+    assert rep.fraction_within == pytest.approx(erf(0.5 / (sigma * sqrt(2))), abs=0.01)

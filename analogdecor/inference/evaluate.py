@@ -233,6 +233,9 @@ def evaluate_network(
     model = model or get_noise_model(cfg.model)
     from analogdecor.export.records import collect_layers
 
+    # every read below starts from this snapshot, so all accuracies (the as-trained baseline included)
+    # see the same draws of the tiles' own periphery noise and differ only by the device physics
+    network = copy.deepcopy(network)
     targets = collect_layers(network)
     unknown = sorted(set(cfg.ir_drop.layers) - {t.name for t in targets})
     if unknown:
@@ -240,8 +243,8 @@ def evaluate_network(
             f"IRDropConfig.layers = {list(cfg.ir_drop.layers)!r}: no tile(s) {unknown} in this network; "
             f"tiles: {', '.join(t.name for t in targets)}"
         )
-    ref_inputs = _tile_inputs(network, np.asarray(x_ref, dtype=np.float32))
-    baseline = _accuracy(network, x_test, y_test)
+    ref_inputs = _tile_inputs(copy.deepcopy(network), np.asarray(x_ref, dtype=np.float32))
+    baseline = _accuracy(copy.deepcopy(network), x_test, y_test)
     nt = len(cfg.times)
     acc_raw = np.zeros((cfg.seeds, nt))
     acc_comp = np.zeros((cfg.seeds, nt))

@@ -54,9 +54,9 @@ class WriteVerifyReport:
     max_error_us: float
     """Largest |G_prog - G_target| (uS)."""
     fraction_within: float
-    """Fraction of devices whose final (true) state lies within tolerance."""
+    """Fraction of devices whose final (true) state lies within tolerance (also for open loop)."""
     tolerance_us: float
-    """The tolerance used (uS); inf for open-loop programming."""
+    """The tolerance (uS): ``tolerance * g_max`` of the config, whether or not write-verify ran."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -91,7 +91,7 @@ def write_verify(
     state = model.program(g_target, rng)
     g_prog, nu = state.g_prog.copy(), state.nu.copy()
     iterations = 1
-    tol = config.tolerance * model.g_max if config.enabled else np.inf
+    tol = config.tolerance * model.g_max  # also reported for open-loop programming
     if config.enabled:
         while True:
             current = ProgrammedConductances(g_prog, nu)
