@@ -217,3 +217,19 @@ def test_readme_crossbar_example_runs():
     section = readme[readme.index("<!-- SECTION: crossbar -->"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "README.md (crossbar section)", "exec"), {})
+
+
+def test_overflowing_updates_are_errors_and_write_nothing():
+    for name in ("ReRamES", "Ideal"):
+        tile = Tile(3, 4, load_preset(name))
+        before = tile.read_weights()
+        with pytest.raises(ValueError, match="reduce lr or the inputs"):
+            tile.update(np.full((2, 4), 1e30), np.full((2, 3), 3e38), 1e300)
+        np.testing.assert_array_equal(tile.read_weights(), before)
+
+
+def test_empty_batch_is_fine():
+    tile = Tile(3, 4, load_preset("ReRamES"))
+    assert tile.forward(np.zeros((0, 4))).shape == (0, 3)
+    assert tile.backward(np.zeros((0, 3))).shape == (0, 4)
+    tile.update(np.zeros((0, 4)), np.zeros((0, 3)), 0.1)

@@ -61,7 +61,12 @@ def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_managem
     scale_x = np.zeros(x.shape[0])
     scale_d = np.zeros(x.shape[0])
     for n in np.flatnonzero(active):
-        k = alr * xmax[n] * dmax[n] / dw_min
+        k = alr * float(xmax[n]) * float(dmax[n]) / dw_min  # Python floats: overflow gives inf, checked here
+        if not math.isfinite(k):
+            raise ValueError(
+                f"sample {n}: lr * max|x| * max|d| / dw_min overflows ({alr!r} * {xmax[n]!r} * {dmax[n]!r} / "
+                f"{dw_min!r}); reduce lr or the inputs"
+            )
         length = min(math.ceil(k), desired_bl) if bl_management else desired_bl
         length = max(length, 1)
         dm = dmax[n] * length / k if k > length else dmax[n]

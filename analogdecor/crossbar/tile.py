@@ -246,7 +246,8 @@ class Tile:
             self._refresh_pairs()
 
     def _float_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
-        step = np.float32(lr) * (d.T @ x)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+            step = np.float32(lr) * (d.T @ x)
         if not np.isfinite(step).all():  # overflow of float32 (huge lr or inputs)
             raise ValueError("update produced non-finite weights (float32 overflow); reduce lr or the inputs")
         old = self._w
