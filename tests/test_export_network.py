@@ -53,9 +53,14 @@ def trained_like(backend: str, seed: int = 3):
     return cfg, tile_cfg, net, x
 
 
-@pytest.mark.parametrize("backend", ["numba", "float"])
+AIHWKIT = pytest.param("aihwkit", marks=pytest.mark.aihwkit)
+
+
+@pytest.mark.parametrize("backend", ["numba", "float", AIHWKIT])
 @pytest.mark.parametrize("fmt", READABLE_FORMATS)
 def test_round_trip_gives_identical_outputs(tmp_path, backend, fmt):
+    if backend == "aihwkit":
+        pytest.importorskip("aihwkit")
     cfg, _tile_cfg, net, x = trained_like(backend)
     meta = {"run_config": to_dict(cfg), "seed": cfg.seed, "device_preset": "test"}
     export_network(net, tmp_path / TARGET[fmt], fmt, meta=meta)

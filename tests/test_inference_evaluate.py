@@ -190,3 +190,24 @@ def test_network_trained_on_the_crossbar_by_the_training_loop(tmp_path):
     assert raw[-1] < raw[0] - 0.03
     assert np.sum(np.diff(raw) <= 0.01) >= len(raw) - 2
     assert pcm.acc_comp.mean(axis=0)[-1] > raw[-1]
+
+
+@pytest.mark.aihwkit
+def test_evaluate_runs_on_aihwkit_tiles(digits):
+    pytest.importorskip("aihwkit")
+    from analogdecor.crossbar.config import IOConfig, TileConfig
+    from analogdecor.devices.config import DeviceConfig
+
+    dev = DeviceConfig(model="constant", dw_min=0.001, w_min=-1.0, w_max=1.0, write_noise_std=0.0)
+    cfg = TileConfig(device=dev, forward=IOConfig.perfect(), backward=IOConfig.perfect())
+    net = MLP.build([64, 10], backend="aihwkit", tile_config=cfg, seed=0)
+    ref = fitted_network(digits, decor=False)
+    W = ref.layers[0].tile.read_weights()
+    net.layers[0].out_scale = float(np.abs(W).max()) / 0.5
+    net.layers[0].tile.set_weights(W / np.float32(net.layers[0].out_scale))
+    net.layers[0].bias = ref.layers[0].bias.copy()
+    flat = run(digits, net, model="none", seeds=1, times=(1.0, 3.15e7))
+    assert flat.baseline_accuracy > 0.9
+    assert np.all(flat.acc_raw == flat.baseline_accuracy)
+    pcm = run(digits, net, model="pcm", seeds=2, times=(1.0, 3.15e7))
+    assert pcm.acc_raw[:, 1].mean() < pcm.acc_raw[:, 0].mean()
