@@ -202,3 +202,18 @@ def test_negative_time_is_rejected():
     m = PCMLikeNoise()
     with pytest.raises(ValueError, match="time after programming"):
         m.apply(np.ones(3), -1.0, np.random.default_rng(0))
+
+
+def test_a_new_model_overrides_one_hook_and_keeps_the_template():
+    from analogdecor.inference import InferenceNoiseModel
+
+    class LinearDrift(InferenceNoiseModel):
+        """A made-up device whose conductance falls linearly, 1 % per hour, from t0 on."""
+
+        def drift(self, g_prog, nu, t):
+            return g_prog * (1 - 0.01 * t / 3600.0)
+
+    m = LinearDrift(g_max=10.0)
+    g = np.array([0.0, 5.0, 10.0])
+    np.testing.assert_allclose(m.apply(g, 7200.0, np.random.default_rng(0)), g * 0.98)
+    assert (m.apply(g, 3600.0 * 200, np.random.default_rng(0)) == 0).all()  # clipped at 0 uS by the template

@@ -79,6 +79,13 @@ def _run(args: argparse.Namespace) -> int:
     result, paths = evaluate_run(args.run_dir, cfg, out_dir=args.out, progress=progress)
     print(f"as trained: {result.baseline_accuracy:.4f}   model: {result.model_description.get('model')}")
     print(format_table(result))
+    if cfg.write_verify.enabled:
+        for name, rep in result.write_verify[0].items():
+            print(
+                f"write-verify {name} (seed 0): {rep['iterations']} passes, rms error {rep['rms_error_us']:.3f} uS, "
+                f"max {rep['max_error_us']:.3f} uS, {100 * rep['fraction_within']:.2f} % within "
+                f"{rep['tolerance_us']:.3f} uS"
+            )
     for path in paths:
         print(path)
     return 0
