@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
-from sweep_toy import ToyTarget
+from sweep_toy import Inner, ToyConfig, ToyTarget
 
-from analogdecor.config import to_dict
 from analogdecor.errors import ConfigError
 from analogdecor.sweep import load_spec, parse_spec, plan_runs, run_id
+from analogdecor.sweep.spec import config_identity
 
 TOY = ToyTarget()
 
@@ -74,9 +75,29 @@ def test_run_ids_are_stable_and_follow_the_base():
     a = plan({"axes": {"noise": [0.1, 0.2]}})
     b = plan({"axes": {"noise": [0.2, 0.1]}})
     assert {r.run_id for r in a} == {r.run_id for r in b}
-    assert run_id(to_dict(a[0].config)) == a[0].run_id
+    assert run_id(a[0].config) == a[0].run_id
     c = plan({"base": {"levels": 4}, "axes": {"noise": [0.1, 0.2]}})
     assert not {r.run_id for r in a} & {r.run_id for r in c}
+    # the same settings spelt differently (a default given explicitly, [base] vs an axis): same ids
+    d = plan({"base": {"levels": 0, "inner": {"gain": 1.0}}, "axes": {"noise": [0.1, 0.2]}})
+    assert [r.run_id for r in d] == [r.run_id for r in a]
+    e = plan({"sweep": {"mode": "list"}, "runs": [{"noise": 0.1, "levels": 4}]})
+    assert e[0].run_id == c[0].run_id
+
+
+@dataclass(frozen=True)
+class ToyConfigV2(ToyConfig):
+    """The toy config after an upgrade that added a field (with its default)."""
+
+    momentum: float = 0.0
+
+
+def test_identity_ignores_new_fields_at_their_default():
+    old = ToyConfig(noise=0.3, levels=4, inner=Inner(gain=2.0))
+    new = ToyConfigV2(noise=0.3, levels=4, inner=Inner(gain=2.0))
+    assert config_identity(old) == {"noise": 0.3, "levels": 4, "inner": {"gain": 2.0}}
+    assert run_id(new) == run_id(old)
+    assert run_id(ToyConfigV2(noise=0.3, levels=4, inner=Inner(gain=2.0), momentum=0.9)) != run_id(old)
 
 
 @pytest.mark.parametrize(

@@ -148,14 +148,16 @@ def _heatmaps(plt, points, a, b, others, metric, title, path):
         grids.append((combo, grid))
     finite = np.concatenate([g[np.isfinite(g)] for _, g in grids]) if grids else np.array([])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    fig, axes = plt.subplots(1, len(grids), figsize=(1.2 + 4.2 * len(grids), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(grids), figsize=(1.6 + 4.2 * len(grids), 3.8), squeeze=False,
+                             sharey=True, constrained_layout=True)
     im = None
-    for ax, (combo, grid) in zip(axes[0], grids, strict=True):
+    for i, (ax, (combo, grid)) in enumerate(zip(axes[0], grids, strict=True)):
         im = ax.imshow(grid, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap="viridis")
         ax.set_xticks(range(len(va)), [_label(v) for v in va])
         ax.set_yticks(range(len(vb)), [_label(v) for v in vb])
         ax.set_xlabel(a)
-        ax.set_ylabel(b)
+        if i == 0:
+            ax.set_ylabel(b)
         ax.set_title(_combo_label(combo) if combo else "mean over other settings", fontsize="medium")
         mid = (vmin + vmax) / 2
         for i in range(grid.shape[0]):
@@ -165,7 +167,7 @@ def _heatmaps(plt, points, a, b, others, metric, title, path):
                             color="white" if grid[i, j] < mid else "black")
     fig.colorbar(im, ax=axes[0].tolist(), label=f"final {metric} (mean over seeds)")
     fig.suptitle(title, fontsize="medium")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "PlannedRun",
     "SweepSettings",
     "SweepSpec",
+    "config_identity",
     "load_spec",
     "parse_spec",
     "plan_runs",
@@ -305,9 +306,42 @@ def _expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
     return points
 
 
-def run_id(config_dict: Mapping[str, Any]) -> str:
-    """Stable id of a run: a hash of its fully resolved config (12 hex digits)."""
-    text = json.dumps(config_dict, sort_keys=True, default=str, separators=(",", ":"))
+def config_identity(cfg: Any) -> dict[str, Any]:
+    """The settings of ``cfg`` that differ from its class's defaults, as a nested dict.
+
+    This is what identifies a run: the same settings give the same identity however
+    they were spelt (in [base], on an axis, or left at the default), and a new
+    field added to the config class later, with its default, changes nothing.
+    """
+    full = to_dict(cfg)
+    try:
+        default = to_dict(type(cfg)())
+    except Exception:  # a config class without defaults for every field: use everything
+        return full
+    return _changed(full, default)
+
+
+_MISSING = object()
+
+
+def _changed(value: Mapping[str, Any], default: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        d = default.get(key, _MISSING)
+        if isinstance(v, Mapping) and isinstance(d, Mapping):
+            sub = _changed(v, d)
+            if sub:
+                out[key] = sub
+        elif v != d:
+            out[key] = v
+    for key in default.keys() - value.keys():  # to_dict drops None: a default that was set to None
+        out[key] = None
+    return out
+
+
+def run_id(cfg: Any) -> str:
+    """Stable id of a run (12 hex digits): a hash of :func:`config_identity` of its config."""
+    text = json.dumps(config_identity(cfg), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -347,7 +381,7 @@ def plan_runs(spec: SweepSpec, target: Any | None = None) -> list[PlannedRun]:
     for i, point in enumerate(_expand_points(spec)):
         what = f"runs[{i}]" if spec.settings.mode == "list" else f"run {i} {point}"
         cfg = _build(target, base, point, what)
-        rid = run_id(to_dict(cfg))
+        rid = run_id(cfg)
         if rid in seen:
             raise ConfigError(f"{what} resolves to the same configuration as {seen[rid]}; "
                               "remove the duplicate (a value that has no effect?)")
