@@ -133,6 +133,8 @@ def test_ir_drop_rejects_bad_input():
         ir_drop_conductances(np.ones((2, 3)), np.ones((3, 2)), 1.0)
     with pytest.raises(ValueError, match="r_wire"):
         ir_drop_conductances(np.ones((2, 3)), np.ones((2, 3)), -1.0)
+    with pytest.raises(ValueError, match="only valid for small wire drops"):
+        ir_drop_conductances(np.full((64, 64), 25.0), np.zeros((64, 64)), 1000.0)
 
 
 # --------------------------------------------------------------------------- write-verify

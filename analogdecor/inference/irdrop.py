@@ -117,5 +117,13 @@ def ir_drop_conductances(
     if r_wire == 0:
         return gp.copy(), gm.copy()
     d, e_plus, e_minus = ir_drop_factors(gp, gm)
-    keep = 1.0 - r_wire * d
-    return gp * (keep - r_wire * e_plus), gm * (keep - r_wire * e_minus)
+    keep_plus = 1.0 - r_wire * (d + e_plus)
+    keep_minus = 1.0 - r_wire * (d + e_minus)
+    worst = min(float(keep_plus.min()), float(keep_minus.min()))
+    if worst < 0:
+        raise ValueError(
+            f"r_wire = {r_wire!r} ohm: the first-order IR-drop correction exceeds 100 % on a "
+            f"{gp.shape[0]} x {gp.shape[1]} tile (smallest factor {worst:.3g}); the model is only valid "
+            "for small wire drops: use a smaller r_wire or smaller tiles"
+        )
+    return gp * keep_plus, gm * keep_minus
