@@ -54,7 +54,7 @@ def write_npz(exp: ConductanceExport, path: Path) -> list[Path]:
     for key, value in exp.digital.items():
         arrays[f"digital/{key}"] = np.asarray(value)
     with path.open("wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy stubs: keyword arrays
     return [path]
 
 
@@ -198,7 +198,7 @@ def write_csv(exp: ConductanceExport, folder: Path) -> list[Path]:
         written.append(path)
     digital_path = folder / "digital.npz"
     with digital_path.open("wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in exp.digital.items()})
+        np.savez(fh, **{k: np.asarray(v) for k, v in exp.digital.items()})  # type: ignore[arg-type]
     manifest = folder / "manifest.json"
     manifest.write_text(json.dumps(header, indent=2))
     return [manifest, *written, digital_path]
