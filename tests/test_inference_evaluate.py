@@ -14,6 +14,7 @@ from analogdecor.errors import ConfigError
 from analogdecor.inference.evaluate import (
     EvaluateConfig,
     evaluate_network,
+    format_table,
     format_time,
     parse_times,
     write_results,
@@ -211,3 +212,15 @@ def test_evaluate_runs_on_aihwkit_tiles(digits):
     assert np.all(flat.acc_raw == flat.baseline_accuracy)
     pcm = run(digits, net, model="pcm", seeds=2, times=(1.0, 3.15e7))
     assert pcm.acc_raw[:, 1].mean() < pcm.acc_raw[:, 0].mean()
+
+
+def test_drift_compensation_can_be_switched_off(digits, tmp_path):
+    net = fitted_network(digits, decor=False)
+    on = run(digits, net, model="pcm", seeds=2, times=(1.0, 3.15e7))
+    off = run(digits, net, model="pcm", seeds=2, times=(1.0, 3.15e7), drift_compensation=False)
+    assert np.isnan(off.acc_comp).all()
+    assert [r["drift_compensation"] for r in off.rows()] == ["off", "off"]
+    assert "drift compensation" not in format_table(off)
+    assert "drift compensation" in format_table(on)
+    paths = write_results(off, tmp_path / "off")
+    assert json.loads(paths[1].read_text())["accuracy_drift_compensation"] is None

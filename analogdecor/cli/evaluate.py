@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--n-ref", type=int, default=256, help="reference batch for drift compensation (default 256)"
     )
+    p.add_argument(
+        "--no-drift-compensation", action="store_true", help="skip the drift-compensated column (faster)"
+    )
     p.add_argument("--write-verify", action="store_true", help="program with write-verify")
     p.add_argument(
         "--wv-tolerance", type=float, default=0.02, help="write-verify tolerance, fraction of g_max"
@@ -63,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         n_ref=args.n_ref,
         n_test=args.n_test,
+        drift_compensation=not args.no_drift_compensation,
         write_verify=WriteVerifyConfig(
             enabled=args.write_verify,
             tolerance=args.wv_tolerance,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from analogdecor.config import check_int, check_positive, to_dict
+from analogdecor.config import check_int, to_dict
 from analogdecor.crossbar.mapping import conductances_to_weights
 from analogdecor.errors import ConfigError
 from analogdecor.inference.compensation import drift_compensation_scale
@@ -94,6 +94,8 @@ class EvaluateConfig:
     """Reference batch for drift compensation (first n_ref training samples)."""
     n_test: int | None = None
     """Evaluate on the first n_test test samples (None: all)."""
+    drift_compensation: bool = True
+    """Also report the accuracy with global drift compensation (False: the uncompensated column only)."""
     write_verify: WriteVerifyConfig = field(default_factory=WriteVerifyConfig)
     ir_drop: IRDropConfig = field(default_factory=IRDropConfig)
 
@@ -107,7 +109,6 @@ class EvaluateConfig:
         for t in self.times:
             if not np.isfinite(t) or t < 0:
                 raise ConfigError(f"EvaluateConfig.times = {self.times!r}: times must be >= 0 seconds")
-        check_positive(self, "n_ref")
 
 
 @dataclass
@@ -117,6 +118,7 @@ class EvaluationResult:
     times: tuple[float, ...]
     acc_raw: np.ndarray
     acc_comp: np.ndarray
+    """NaN everywhere when the evaluation ran without drift compensation."""
     baseline_accuracy: float
     """Accuracy of the trained network read as trained (no inference noise)."""
     write_verify: list[dict[str, Any]]
@@ -126,11 +128,22 @@ class EvaluationResult:
     config: EvaluateConfig
     model_description: dict[str, Any]
 
+    @property
+    def compensated(self) -> bool:
+        """Whether the compensated column was computed."""
+        return self.config.drift_compensation
+
+    def _columns(self) -> list[tuple[str, np.ndarray]]:
+        cols = [("off", self.acc_raw)]
+        if self.compensated:
+            cols.append(("on", self.acc_comp))
+        return cols
+
     def rows(self) -> list[dict[str, Any]]:
         """One table row per (time, compensation): mean and spread over seeds."""
         rows = []
         for k, t in enumerate(self.times):
-            for comp, acc in (("off", self.acc_raw), ("on", self.acc_comp)):
+            for comp, acc in self._columns():
                 a = acc[:, k]
                 rows.append({
                     "model": self.model_description.get("model", ""),
@@ -152,7 +165,7 @@ class EvaluationResult:
             "baseline_accuracy": self.baseline_accuracy,
             "times": list(self.times),
             "accuracy_no_compensation": self.acc_raw.tolist(),
-            "accuracy_drift_compensation": self.acc_comp.tolist(),
+            "accuracy_drift_compensation": self.acc_comp.tolist() if self.compensated else None,
             "write_verify": self.write_verify,
             "drift_compensation_scales": self.alphas,
             "table": self.rows(),
@@ -247,7 +260,7 @@ def evaluate_network(
     baseline = _accuracy(copy.deepcopy(network), x_test, y_test)
     nt = len(cfg.times)
     acc_raw = np.zeros((cfg.seeds, nt))
-    acc_comp = np.zeros((cfg.seeds, nt))
+    acc_comp = np.full((cfg.seeds, nt), np.nan)
     reports: list[dict[str, Any]] = []
     alphas: list[dict[str, list[float]]] = []
     for s in range(cfg.seeds):
@@ -269,10 +282,12 @@ def evaluate_network(
             }
         reports.append(rep)
         # reference readouts at t = 0 (right after programming) for drift compensation
-        net0 = copy.deepcopy(network)
-        _read_into(net0, targets, states, model, 0.0, read_rng, cfg.ir_drop)
-        tiles0 = dict(net0.analog_layers())
-        y_ref0 = {name: tiles0[name].forward(x) for name, x in ref_inputs.items()}
+        y_ref0 = {}
+        if cfg.drift_compensation:
+            net0 = copy.deepcopy(network)
+            _read_into(net0, targets, states, model, 0.0, read_rng, cfg.ir_drop)
+            tiles0 = dict(net0.analog_layers())
+            y_ref0 = {name: tiles0[name].forward(x) for name, x in ref_inputs.items()}
         seed_alphas: dict[str, list[float]] = {name: [] for name in ref_inputs}
         for k, t in enumerate(cfg.times):
             net = copy.deepcopy(network)
@@ -281,6 +296,10 @@ def evaluate_network(
             # so raw and compensated accuracies differ by the compensation, not by the read-noise draw
             comp, probe = copy.deepcopy(net), dict(copy.deepcopy(net).analog_layers())
             acc_raw[s, k] = _accuracy(net, x_test, y_test)
+            if not cfg.drift_compensation:
+                if progress is not None:
+                    progress(f"seed {s} t={format_time(t)}: {acc_raw[s, k]:.4f}")
+                continue
             for name, x in ref_inputs.items():
                 alpha = drift_compensation_scale(y_ref0[name], probe[name].forward(x))
                 obj, attr = _digital_scale_slot(comp, name)
@@ -332,7 +351,9 @@ def _plot(result: EvaluationResult, path: Path) -> None:
 
     t = np.maximum(np.asarray(result.times), 0.1)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for acc, label in ((result.acc_raw, "no compensation"), (result.acc_comp, "global drift compensation")):
+    labels = {"off": "no compensation", "on": "global drift compensation"}
+    for comp, acc in result._columns():
+        label = labels[comp]
         sd = acc.std(axis=0, ddof=1) if acc.shape[0] > 1 else np.zeros(acc.shape[1])
         ax.errorbar(t, acc.mean(axis=0), yerr=sd, marker="o", capsize=3, label=label)
     ax.axhline(result.baseline_accuracy, color="gray", ls="--", label="as trained")
@@ -352,17 +373,13 @@ def _plot(result: EvaluationResult, path: Path) -> None:
 
 def format_table(result: EvaluationResult) -> str:
     """Markdown table: time | no compensation | drift compensation (mean +- std)."""
-    lines = [
-        "| time | accuracy, no compensation | accuracy, drift compensation |",
-        "|---|---|---|",
-    ]
+    heads = {"off": "accuracy, no compensation", "on": "accuracy, drift compensation"}
+    cols = [c for c, _ in result._columns()]
+    lines = ["| time | " + " | ".join(heads[c] for c in cols) + " |", "|---" * (1 + len(cols)) + "|"]
     rows = result.rows()
-    for k in range(0, len(rows), 2):
-        off, on = rows[k], rows[k + 1]
-        lines.append(
-            f"| {off['time']} | {off['mean_accuracy']:.4f} +- {off['std_accuracy']:.4f} "
-            f"| {on['mean_accuracy']:.4f} +- {on['std_accuracy']:.4f} |"
-        )
+    for k in range(0, len(rows), len(cols)):
+        cells = [f"{r['mean_accuracy']:.4f} +- {r['std_accuracy']:.4f}" for r in rows[k : k + len(cols)]]
+        lines.append(f"| {rows[k]['time']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
