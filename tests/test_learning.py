@@ -195,3 +195,47 @@ def test_adam_matches_the_formula():
         v = 0.999 * v + 0.001 * g * g
         ref -= 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     np.testing.assert_allclose(p, ref, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- analogue update modes
+def test_low_rank_factors_reconstruct_the_batch_update():
+    from analogdecor.learning.update import low_rank_factors
+
+    rng = np.random.default_rng(7)
+    z, delta = rng.normal(size=(9, 5)), rng.normal(size=(9, 4))
+    G = sum(np.outer(delta[n], z[n]) for n in range(9)) / 9
+    x, d = low_rank_factors(z, delta, 4)  # full rank (min(4, 5))
+    np.testing.assert_allclose(d.T @ x, G, rtol=1e-5, atol=1e-6)
+    x1, d1 = low_rank_factors(z, delta, 1)
+    s = np.linalg.svd(G, compute_uv=False)
+    assert np.linalg.norm(G - d1.T @ x1) == pytest.approx(np.sqrt(np.sum(s[1:] ** 2)), rel=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["per_sample", "low_rank", "mixed"])
+def test_analog_update_modes_move_the_effective_weights_by_lr_times_the_gradient(mode):
+    """On an exact (ideal) tile, every mode applies alpha W -= lr G; mixed keeps |residual| < dw_min."""
+    from analogdecor.backends import FloatTile
+    from analogdecor.crossbar.config import TileConfig
+    from analogdecor.learning import AnalogUpdater
+
+    rng = np.random.default_rng(8)
+    cfg = TileConfig.ideal()
+    step = cfg.device.dw_min
+    tile = FloatTile(3, 4, cfg)
+    W0 = rng.normal(size=(3, 4)).astype(np.float32)
+    tile.set_weights(W0)
+    upd = AnalogUpdater(mode, rank=3)
+    alpha, lr, total = 0.5, 0.1, np.zeros((3, 4))
+    for _ in range(20):
+        z, delta = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+        upd.apply("w", tile, z.astype(np.float32), delta.astype(np.float32), alpha, lr)
+        total += delta.T @ z / 6
+    expected = W0 - lr * total / alpha
+    tol = 2 * step if mode == "mixed" else 1e-4
+    np.testing.assert_allclose(tile.read_weights(), expected, atol=tol)
+    if mode == "mixed":
+        chi = upd.state_dict()["w"]
+        assert np.all(np.abs(chi) < step)
+        np.testing.assert_allclose(tile.read_weights() + chi, expected, atol=1e-4)
+    with pytest.raises(ConfigError, match="analog update mode"):
+        AnalogUpdater("adam")

@@ -137,11 +137,8 @@ def test_every_rule_learns_digits_on_the_float_backend():
 def test_decorrelated_np_beats_plain_np_on_digits():
     accs = {}
     for decor in (False, True):
-        runs = [
-            train(small(rule="np", seed=s, **{"decorrelation.enabled": decor, "optim.epochs": 3, "data.n_train": None,
-                                              "model.hidden": [100]}), None, progress=False)  # fmt: skip
-            for s in (0, 1)
-        ]
+        over = {"decorrelation.enabled": decor, "optim.epochs": 3, "data.n_train": None, "model.hidden": [100]}
+        runs = [train(small(rule="np", seed=s, **over), None, progress=False) for s in (0, 1)]
         accs[decor] = np.mean([r.metrics["test_accuracy"][-1] for r in runs])
         accs[(decor, "loss")] = np.mean([r.metrics["train_loss"][-1] for r in runs])
     assert accs[True] > accs[False] + 0.03

@@ -24,9 +24,9 @@ class DecorrelationConfig:
     """Give every linear layer (first and last included) its own decorrelating matrix R."""
     rule: Literal["ahmad", "copi", "kappa", "zca"] = "ahmad"
     """Update rule of R: ahmad (paper), copi, kappa (decorrelated BP of Dalm et al.) or zca."""
-    lr: float = 1e-2
-    """Rate eta of the R update (the paper's useful range for long runs is 1e-6 .. 1e-3; short runs
-    on small data need larger values because R only has a few hundred steps to converge)."""
+    lr: float = 1e-3
+    """Rate eta of the R update (the paper's useful range is 1e-6 .. 1e-3; 1e-3 suits short runs;
+    too large a rate makes R chase every batch and destabilises the forward weights' learning)."""
     ordering: Literal["local", "global"] = "local"
     """local: R <- g R (I - eta C) (anti-Hebbian, local signals); global: R <- g (I - eta C) R."""
     gain: Literal["norm", "rms"] = "norm"

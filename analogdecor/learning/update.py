@@ -1,4 +1,26 @@
-"""Apply a rule's (z, delta) pairs to a network: digital optimiser steps or pulsed tile updates."""
+"""Apply a rule's (z, delta) pairs to a network: digital optimiser steps or pulsed tile updates.
+
+Analogue tiles can take a batch's update in three ways (``AnalogUpdater.mode``):
+
+``per_sample``
+    As a crossbar does natively: one parallel pulsed outer-product update per
+    sample, ``tile.update(z, delta / (alpha B), lr)`` (the batch mean in expectation).
+``low_rank``
+    The batch-mean update G = delta^T z / B is formed digitally, truncated to its
+    best rank-r approximation (SVD), and applied as r pulsed outer products
+    (low-rank training: Gokmen, Onen & Haensch, Front. Neurosci. 2018; Zhao et
+    al., arXiv 2009.03887). Fewer, better-averaged pulses per batch.
+``mixed``
+    Mixed-precision training (Nandakumar et al., Front. Neurosci. 14:406, 2020):
+    a digital accumulator chi (one float per device) collects -lr G / alpha; whenever
+    |chi_ij| reaches the device's step dw_min, that many pulses are fired into the
+    device (row by row, as outer products with a one-hot error) and subtracted
+    from chi. Zero-mean noise in the updates (node perturbation's, above all)
+    cancels in chi instead of being turned into drift by asymmetric devices.
+
+In all three, the layer's effective weights alpha W change by -lr G in
+expectation, so a learning rate means the same step on every backend.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +29,104 @@ from typing import Any
 import numpy as np
 
 from analogdecor.backends import is_analog
+from analogdecor.errors import ConfigError
 from analogdecor.learning.rules import RuleResult
 from analogdecor.networks.mlp import MLP
 
-__all__ = ["apply_updates", "decorrelation_step"]
+__all__ = ["ANALOG_UPDATES", "AnalogUpdater", "apply_updates", "decorrelation_step", "low_rank_factors"]
+
+ANALOG_UPDATES: tuple[str, ...] = ("per_sample", "low_rank", "mixed")
 
 
-def apply_updates(net: MLP, result: RuleResult, optimizer: Any, analog_lr: float) -> None:
-    """W_l -= lr * mean_n (alpha_l delta_l,n) z_l,n^T and b_l -= lr * mean_n delta_l,n for every layer.
+def low_rank_factors(z: np.ndarray, delta: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-``rank`` factors (x_k, d_k) with sum_k d_k x_k^T the best approximation of delta^T z / B.
 
-    Digital weights (float backend) and all biases go through ``optimizer``
-    (SGD or Adam, with the gradient alpha delta^T z / B). Analogue tiles get the
-    outer product as pulses: ``tile.update(z, alpha delta / B, analog_lr)``.
+    G = delta^T z / B ~ sum_k s_k u_k v_k^T (truncated SVD); returns x_k = sqrt(s_k) v_k and
+    d_k = sqrt(s_k) u_k as (r, in) and (r, out) float32 arrays, so that
+    ``tile.update(x, d, lr)`` applies -lr G_r as r outer products.
     """
-    for i, (layer, (z, delta)) in enumerate(zip(net.layers, result.signals, strict=True)):
+    B = z.shape[0]
+    G = delta.T.astype(np.float64) @ z.astype(np.float64) / B
+    U, S, Vt = np.linalg.svd(G, full_matrices=False)
+    r = min(rank, len(S))
+    root = np.sqrt(S[:r])
+    return (Vt[:r] * root[:, None]).astype(np.float32), (U[:, :r].T * root[:, None]).astype(np.float32)
+
+
+class AnalogUpdater:
+    """How batches of (z, delta) become pulsed updates of analogue tiles (see the module notes).
+
+    Parameters
+    ----------
+    mode : {"per_sample", "low_rank", "mixed"}
+    rank : int
+        ``low_rank`` only: rank r of the applied approximation.
+    """
+
+    def __init__(self, mode: str = "per_sample", rank: int = 4) -> None:
+        if mode not in ANALOG_UPDATES:
+            raise ConfigError(f"analog update mode {mode!r}: must be one of {', '.join(ANALOG_UPDATES)}")
+        if rank < 1:
+            raise ConfigError(f"update rank {rank!r}: must be >= 1")
+        self.mode = mode
+        self.rank = int(rank)
+        self.chi: dict[str, np.ndarray] = {}
+
+    def apply(self, key: str, tile: Any, z: np.ndarray, delta: np.ndarray, alpha: float, lr: float) -> None:
+        """Change the tile's weights W so that alpha W moves by -lr delta^T z / B (in expectation)."""
         B = z.shape[0]
-        d = delta if layer.out_scale == 1.0 else delta * np.float32(layer.out_scale)
-        if is_analog(layer.tile):
-            layer.tile.update(z, (d / np.float32(B)).astype(np.float32), analog_lr)
+        if self.mode == "per_sample":
+            tile.update(z, (delta / np.float32(B * alpha)).astype(np.float32), lr)
+        elif self.mode == "low_rank":
+            x_k, d_k = low_rank_factors(z, delta, self.rank)
+            tile.update(x_k, (d_k / np.float32(alpha)).astype(np.float32), lr)
         else:
-            grad = (d.T.astype(np.float64) @ z.astype(np.float64)) / B
-            optimizer.step(f"layers.{i}.W", layer.tile.weights, grad)
+            self._mixed(key, tile, z, delta, alpha, lr)
+
+    def _mixed(self, key: str, tile: Any, z: np.ndarray, delta: np.ndarray, alpha: float, lr: float) -> None:
+        B = z.shape[0]
+        chi = self.chi.get(key)
+        if chi is None:
+            chi = self.chi[key] = np.zeros((tile.out_size, tile.in_size), dtype=np.float64)
+        chi -= (lr / (B * alpha)) * (delta.T.astype(np.float64) @ z.astype(np.float64))
+        step = float(tile.config.device.dw_min)
+        n = np.trunc(chi / step)
+        rows = np.flatnonzero(np.any(n != 0, axis=1))
+        if rows.size == 0:
+            return
+        # W_i += n_i dw_min for each row i: outer products of x = -n_i dw_min with the one-hot error e_i.
+        x = (-n[rows] * step).astype(np.float32)
+        d = np.zeros((rows.size, tile.out_size), dtype=np.float32)
+        d[np.arange(rows.size), rows] = 1.0
+        tile.update(x, d, 1.0)
+        chi -= n * step
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.chi.items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.chi = {k: np.array(v, dtype=np.float64) for k, v in state.items()}
+
+
+def apply_updates(
+    net: MLP, result: RuleResult, optimizer: Any, analog_lr: float, updater: AnalogUpdater | None = None
+) -> None:
+    """SGD step alpha W -= lr * mean_n delta_n z_n^T on every layer, and the biases.
+
+    The effective weights are alpha W (alpha: the layer's digital output scale,
+    1 unless ``weight_scaling`` is used). Digital weights (float backend) and all
+    biases go through ``optimizer`` (SGD or Adam); analogue tiles through
+    ``updater`` (default: per-sample pulsed outer products) with ``analog_lr``.
+    """
+    updater = updater if updater is not None else AnalogUpdater()
+    for i, (layer, (z, delta)) in enumerate(zip(net.layers, result.signals, strict=True)):
+        key = f"layers.{i}.W"
+        if is_analog(layer.tile):
+            updater.apply(key, layer.tile, z, delta, layer.out_scale, analog_lr)
+        else:
+            d = delta if layer.out_scale == 1.0 else delta * np.float32(layer.out_scale)
+            grad = (d.T.astype(np.float64) @ z.astype(np.float64)) / z.shape[0]
+            optimizer.step(key, layer.tile.weights, grad)
         optimizer.step(f"layers.{i}.bias", layer.bias, delta.mean(axis=0, dtype=np.float64))
 
 

@@ -108,8 +108,17 @@ class OptimConfig:
     """Samples per update (the rule's outer products are averaged over the batch)."""
     epochs: int = 5
     """Passes over the training set."""
-    np_sigma: float = 0.05
-    """Node perturbation: std of the noise added to every pre-activation in the noisy pass."""
+    analog_update: Literal["per_sample", "low_rank", "mixed"] = "mixed"
+    """How analogue tiles take a batch: per_sample (one pulsed outer product per sample, as a
+    crossbar does natively), low_rank (the batch mean's best rank-update_rank approximation as
+    that many outer products) or mixed (mixed precision: a digital accumulator per device fires
+    pulses when it reaches dw_min). See analogdecor.learning.update."""
+    update_rank: int = 4
+    """Rank of the low_rank analog update."""
+    np_sigma: float = 0.3
+    """Node perturbation: std of the noise added to every pre-activation in the noisy pass. It must
+    stand well above the noise floor of an analogue forward read (0.3 suits the presets' out_noise
+    0.1); the float backend works with far smaller values too."""
     beta1: float = 0.9
     """Adam's first-moment decay."""
     beta2: float = 0.9999
@@ -125,6 +134,8 @@ class OptimConfig:
         check_positive(self, "analog_lr", allow_none=True)
         check_int(self, "batch_size", minimum=1)
         check_int(self, "epochs", minimum=1)
+        check_choice(self, "analog_update", ("per_sample", "low_rank", "mixed"))
+        check_int(self, "update_rank", minimum=1)
         check_positive(self, "np_sigma")
         for name in ("beta1", "beta2"):
             value = getattr(self, name)

@@ -123,6 +123,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     means over the epoch's clean passes; test metrics are measured after each epoch.
     """
     from analogdecor.learning import (
+        AnalogUpdater,
         apply_updates,
         compute_signals,
         decorrelation_step,
@@ -145,6 +146,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     rule_state = init_rule_state(cfg.rule, net, cfg.seed)
     o = cfg.optim
     optimizer = make_optimizer(o.optimizer, o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
+    updater = AnalogUpdater(o.analog_update, o.update_rank)
 
     metrics: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
     n = len(ds.x_train)
@@ -169,7 +171,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
                 if not math.isfinite(batch_loss):
                     status = "diverged"
                     break
-                apply_updates(net, result, optimizer, cfg.analog_lr)
+                apply_updates(net, result, optimizer, cfg.analog_lr, updater)
                 decorrelation_step(net, result)
                 loss_sum += batch_loss * len(idx)
                 correct += int(np.sum(np.argmax(result.logits, axis=1) == yb))
