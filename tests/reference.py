@@ -179,6 +179,18 @@ def ref_management(x, d, lr, dw_min, desired_bl, um, blm):
     return out
 
 
+def ref_granularity(dev):
+    """aihwkit's weight granularity: ExpStep's down step at w = 0, PowStep's dw_min / 2**gamma, else dw_min."""
+    if dev.model == "exp":
+        scale_down = (1.0 - dev.up_down if dev.up_down > 0 else 1.0) * dev.dw_min
+        z = 0.0 * dev.a + dev.b  # w = 0
+        g = scale_down * max(1.0 - dev.A_down * math.exp(dev.gamma_down * -z), 0.0)
+        return g if g > 0 else dev.dw_min
+    if dev.model == "pow":
+        return dev.dw_min * math.pow(0.5, dev.pow_gamma)
+    return dev.dw_min
+
+
 def ref_step(model, w, up, p, dev, st):
     """One pulse on one device (family equations of the notes, "One pulse"); returns the new weight.
 
@@ -239,7 +251,8 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
     shape_down, [lo_minus, -b_min]).
     """
     n_out, n_in = w.shape
-    man = ref_management(x, d, lr, dev.dw_min, upd.desired_bl, upd.update_management, upd.update_bl_management)
+    man = ref_management(x, d, lr, ref_granularity(dev), upd.desired_bl, upd.update_management,
+                         upd.update_bl_management)  # fmt: skip
     deterministic = upd.pulse_type == "deterministic"
     # x-line bit streams: one stream per sample
     fired = []

@@ -299,3 +299,13 @@ def test_one_sided_pair_trains_signed_weights_and_maps_to_two_devices():
         tile.update(x, np.ones((1, 4), np.float32), 0.05)
     assert np.all(tile.hidden_weights()[:, 2] < -0.05)
     assert np.all(tile._wp[:, 2] == tile._pair.lo_plus[:, 2])
+
+
+def test_weight_granularity_follows_aihwkit():
+    from analogdecor.devices import load_preset
+
+    assert load_preset("GokmenVlasov").device.weight_granularity == 0.0016
+    assert load_preset("PCM").device.weight_granularity == pytest.approx(0.01 * (1 + 2.235))
+    es = load_preset("ReRamES").device  # down step at w = 0: (1 - up_down) dw_min (1 + 0.081404 e^2.5)
+    assert es.weight_granularity == pytest.approx((1 - 0.259359) * 0.00135 * (1 + 0.081404 * np.exp(2.5)))
+    assert FAMILIES["pow"].weight_granularity == pytest.approx(0.02 * 0.5**1.5)

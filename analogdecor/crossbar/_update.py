@@ -1,7 +1,8 @@
 """Parallel pulsed update: gradient outer products turned into device pulses.
 
 For each sample n of a batch (applied in order, as hardware does) and learning
-rate lr, with g = dw_min (see ../shared/notes/aihwkit-semantics.md, "Gradient
+rate lr, with g the device's weight granularity (``DeviceConfig.weight_granularity``:
+dw_min for most families; see ../shared/notes/aihwkit-semantics.md, "Gradient
 to pulses"):
 
     xmax = max|x|, dmax = max|d|      (no update if either is 0)
@@ -46,7 +47,7 @@ def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_managem
     ----------
     x, d : (B, in), (B, out) float arrays.
     lr : float (may be negative).
-    dw_min : float, the weight granularity g.
+    dw_min : float, the weight granularity g (``DeviceConfig.weight_granularity``).
 
     Returns
     -------

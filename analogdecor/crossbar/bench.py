@@ -118,7 +118,7 @@ def _bench(cfg: CrossbarBenchConfig) -> dict:
     cpu = {k: float(np.median([c for _, c in v])) * 1e3 for k, v in
            (("mm", t_mm), ("fwd", t_fwd), ("upd", t_upd))}  # fmt: skip
     t_mm, t_fwd, t_upd, t_fupd = ([t for t, _ in v] for v in (t_mm, t_fwd, t_upd, t_fupd))
-    bl, sx, sd = pulse_management(xu, du, lr, tile_cfg.device.dw_min, cfg.bl, True, False)
+    bl, sx, sd = pulse_management(xu, du, lr, tile_cfg.device.weight_granularity, cfg.bl, True, False)
     p_x = np.minimum(sx[:, None] * np.abs(xu), 1.0)
     p_d = np.minimum(sd[:, None] * np.abs(du), 1.0)
     expected_pulses = float(np.sum(bl[:, None] * (p_d.sum(1, keepdims=True) * p_x.sum(1, keepdims=True))))

@@ -215,7 +215,7 @@ class Tile:
             self._float_update(x, d, lr)
             return
         bl, scale_x, scale_d = _update.pulse_management(
-            x, d, lr, dev.dw_min, cfg.update.desired_bl, cfg.update.update_management,
+            x, d, lr, dev.weight_granularity, cfg.update.desired_bl, cfg.update.update_management,
             cfg.update.update_bl_management)  # fmt: skip
         if not bl.any():
             return

@@ -12,6 +12,7 @@ cycle-to-cycle spread, drawn afresh for every pulse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -163,6 +164,24 @@ class DeviceConfig:
     def w_abs_max(self) -> float:
         """max(|w_min|, |w_max|): the weight that maps onto the full conductance range."""
         return max(abs(self.w_min), abs(self.w_max))
+
+    @property
+    def weight_granularity(self) -> float:
+        """Weight change the update management assumes for one pulse (aihwkit ``calcWeightGranularity``).
+
+        dw_min for ideal, ConstantStep, LinearStep and SoftBounds; dw_min 0.5**pow_gamma for PowStep;
+        for ExpStep the mean down step at w = 0, (down_bias + 1) dw_min max(1 - A_down exp(-gamma_down b), 0)
+        (aihwkit 1.2.0 averages the down step with itself, not with the up step; followed here), or
+        dw_min if that is 0. The pulse-train length and line probabilities use it as g.
+        """
+        if self.model == "pow":
+            return self.dw_min * 0.5**self.pow_gamma
+        if self.model == "exp":
+            down_bias = -self.up_down if self.up_down > 0 else 0.0
+            y_down = max(1.0 - self.A_down * math.exp(-self.gamma_down * self.b), 0.0)
+            g = (down_bias + 1.0) * self.dw_min * y_down
+            return g if g > 0 else self.dw_min
+        return self.dw_min
 
     @property
     def effective_w_min(self) -> float:
