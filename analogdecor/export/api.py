@@ -54,9 +54,15 @@ def _run_meta(run_dir: Path, cfg: Any) -> dict[str, Any]:
             record = json.loads(run_json.read_text())
         except json.JSONDecodeError:
             record = {}
-        for key in ("seed", "version", "package_version", "device", "device_preset"):
+        for key in ("seed", "device", "device_preset"):
             if key in record:
-                meta["trained_with_version" if key == "version" else key] = record[key]
+                meta[key] = record[key]
+        for key in (
+            "version",
+            "package_version",
+        ):  # the version that trained; package_version is the exporter's
+            if key in record:
+                meta["trained_with_version"] = record[key]
     run_cfg = meta["run_config"]
     if "seed" not in meta and isinstance(run_cfg, dict) and "seed" in run_cfg:
         meta["seed"] = run_cfg["seed"]
