@@ -140,6 +140,23 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(tmp_path, monke
     assert all(r["status"] == "ok" for r in read_csv(tmp_path / "sw" / "results.csv"))
 
 
+def test_finished_run_redone_when_its_resolved_config_changed(tmp_path, scheduler):
+    address, _ = scheduler
+    spec = parse_spec({"sweep": {"mode": "list"}, "runs": [{"noise": 0.1}, {"noise": 0.2}]})
+    first = run_sweep(spec, tmp_path / "sw", scheduler=address, progress=False, target=ToyTarget(), plots=False)
+    rid = first.finished[0]
+    rec_path = tmp_path / "sw" / "runs" / rid / "result.json"
+    record = json.loads(rec_path.read_text())
+    record["config"]["levels"] = 7  # as if made when the default of levels was 7
+    rec_path.write_text(json.dumps(record))
+    again = run_sweep(spec, tmp_path / "sw", scheduler=address, progress=False, target=ToyTarget(), plots=False)
+    assert again.changed == {rid: "levels: 7 -> 0"}
+    assert again.finished == [rid]
+    assert again.skipped == [first.finished[1]]
+    assert "1 redone (config changed, e.g. levels: 7 -> 0)" in str(again)
+    assert json.loads(rec_path.read_text())["config"]["levels"] == 0
+
+
 def test_failing_run_is_recorded_and_retried(tmp_path, scheduler):
     address, _ = scheduler
     spec = {**SPEC, "sweep": {**SPEC["sweep"], "mode": "list", "seeds": [0]},

@@ -10,7 +10,7 @@ from sweep_toy import Inner, ToyConfig, ToyTarget
 
 from analogdecor.errors import ConfigError
 from analogdecor.sweep import load_spec, parse_spec, plan_runs, run_id
-from analogdecor.sweep.spec import config_identity
+from analogdecor.sweep.spec import config_change, config_identity, plain_config
 
 TOY = ToyTarget()
 
@@ -98,6 +98,17 @@ def test_identity_ignores_new_fields_at_their_default():
     assert config_identity(old) == {"noise": 0.3, "levels": 4, "inner": {"gain": 2.0}}
     assert run_id(new) == run_id(old)
     assert run_id(ToyConfigV2(noise=0.3, levels=4, inner=Inner(gain=2.0), momentum=0.9)) != run_id(old)
+
+
+def test_config_change_ignores_added_fields_only():
+    old = plain_config(ToyConfig(noise=0.3, levels=4))
+    assert old["inner"] == {"gain": 1.0}
+    assert config_change(old, ToyConfig(noise=0.3, levels=4)) is None
+    assert config_change(old, ToyConfigV2(noise=0.3, levels=4)) is None  # momentum is new: ignored
+    assert config_change(old, ToyConfig(noise=0.3, levels=8)) == "levels: 4 -> 8"
+    assert config_change(old, ToyConfig(noise=0.3, levels=4, inner=Inner(gain=2.0))) == "inner.gain: 1.0 -> 2.0"
+    assert config_change({**old, "colour": "red"}, ToyConfig(noise=0.3, levels=4)) == "colour no longer exists"
+    assert config_change(None, ToyConfig()) is None  # records without a stored config
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@
 Execution model
 ---------------
 * Every planned run whose record (``runs/<id>/result.json``) says ``ok`` (or
-  ``diverged``: it finished, on a non-finite loss) is skipped; the others (never run, failed, interrupted) are submitted.
+  ``diverged``: it finished, on a non-finite loss) is skipped, unless the
+  resolved config stored in the record differs from today's (a default that
+  changed since; fields added since are ignored): then it runs again; the others (never run, failed, interrupted) are submitted.
 * Each run is one Dask task, :func:`execute_run`, that trains into
   ``runs/<id>/`` and writes its record there atomically *before* returning, so
   a finished run survives a Ctrl-C, a killed client or killed workers.
@@ -40,7 +42,7 @@ from analogdecor.sweep.results import (
     write_csv,
     write_result,
 )
-from analogdecor.sweep.spec import PlannedRun, SweepSpec, load_spec, plan_runs
+from analogdecor.sweep.spec import PlannedRun, SweepSpec, config_change, load_spec, plain_config, plan_runs
 
 __all__ = ["DONE", "WORKER_ENV", "SweepReport", "execute_run", "rebuild_table", "run_sweep"]
 
@@ -71,6 +73,8 @@ class SweepReport:
     """Runs that raised (their records hold the error)."""
     not_run: list[str] = field(default_factory=list)
     """Runs left pending (max_runs, or an interruption)."""
+    changed: dict[str, str] = field(default_factory=dict)
+    """Finished runs run again because their resolved config changed (run id -> first difference)."""
     interrupted: bool = False
     table: Path | None = None
     plots: list[Path] = field(default_factory=list)
@@ -78,6 +82,8 @@ class SweepReport:
     def __str__(self) -> str:
         parts = [f"{self.n_planned} runs planned", f"{len(self.skipped)} done earlier (skipped)",
                  f"{len(self.finished)} finished", f"{len(self.failed)} failed"]
+        if self.changed:
+            parts.append(f"{len(self.changed)} redone (config changed, e.g. {next(iter(self.changed.values()))})")
         if self.not_run:
             parts.append(f"{len(self.not_run)} not run")
         return ", ".join(parts) + (" (interrupted)" if self.interrupted else "")
@@ -103,7 +109,8 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     """
     run_dir = Path(sweep_dir) / "runs" / run.run_id
     earlier = read_result(run_dir)
-    if earlier is not None and earlier.get("status") in DONE:
+    unchanged = earlier is not None and config_change(earlier.get("config"), run.config) is None
+    if unchanged and earlier.get("status") in DONE:  # type: ignore[union-attr]
         return earlier  # finished meanwhile (an orphaned attempt on an external cluster)
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -113,6 +120,7 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
         "attempt": attempt,
         "overrides": dict(run.overrides),
         "seed": getattr(run.config, "seed", run.overrides.get("seed")),
+        "config": plain_config(run.config),
         "started_at": _now(),
         "host": platform.node(),
         "pid": os.getpid(),
@@ -211,9 +219,14 @@ def run_sweep(
     pending: list[PlannedRun] = []
     for run in planned:
         record = read_result(runs_dir / run.run_id)
-        if record is not None and record.get("status") in DONE:
+        if record is None or record.get("status") not in DONE:
+            pending.append(run)
+            continue
+        change = config_change(record.get("config"), run.config)
+        if change is None:
             report.skipped.append(run.run_id)
-        else:
+        else:  # finished, but under other settings (a default changed since): run it again
+            report.changed[run.run_id] = change
             pending.append(run)
     todo = pending if max_runs is None else pending[:max_runs]
     report.not_run = [r.run_id for r in pending[len(todo):]]
@@ -290,16 +303,18 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
 
 
 def _ensure_record(run_dir: Path, record: Mapping[str, Any]) -> None:
-    """Write ``record`` unless the file already holds it or holds a successful run.
+    """Write ``record`` unless the file already holds it, or holds a finished run and this one failed.
 
     The client calls this for records its workers may already have written (a
-    shared file system). A finished run's ``ok`` record is final: an orphaned
-    attempt of the same run (still executing on an external cluster after the
-    client that submitted it was interrupted) may not replace it.
+    shared file system). A failure never replaces a finished run's record: an
+    orphaned attempt of the same run (still executing on an external cluster
+    after the client that submitted it was interrupted) may fail when the new
+    attempt clears its directory.
     """
     on_disk = read_result(run_dir)
     if on_disk is not None and (
-        on_disk.get("attempt") == record.get("attempt") or on_disk.get("status") in DONE
+        on_disk.get("attempt") == record.get("attempt")
+        or (on_disk.get("status") in DONE and record.get("status") not in DONE)
     ):
         return
     write_result(run_dir, record)

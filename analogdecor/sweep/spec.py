@@ -28,6 +28,7 @@ unknown field, a wrong type or an empty axis is an error naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -49,9 +50,11 @@ __all__ = [
     "PlannedRun",
     "SweepSettings",
     "SweepSpec",
+    "config_change",
     "config_identity",
     "load_spec",
     "parse_spec",
+    "plain_config",
     "plan_runs",
     "run_id",
 ]
@@ -337,6 +340,36 @@ def _changed(value: Mapping[str, Any], default: Mapping[str, Any]) -> dict[str, 
     for key in default.keys() - value.keys():  # to_dict drops None: a default that was set to None
         out[key] = None
     return out
+
+
+def plain_config(cfg: Any) -> Any:
+    """JSON-ready form of a config that keeps None values (unlike :func:`~analogdecor.config.to_dict`)."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: plain_config(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    return json.loads(json.dumps(to_dict(cfg), default=str))
+
+
+def config_change(stored: Any, cfg: Any, path: str = "") -> str | None:
+    """First difference between a run's stored config (:func:`plain_config`) and ``cfg``; None if equal.
+
+    Fields of ``cfg`` that the stored config does not have (added to the config
+    class since the run) are ignored; everything else, None values included,
+    must be equal. A record without a stored config counts as equal.
+    """
+    if stored is None:
+        return None
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        if not isinstance(stored, Mapping):
+            return f"{path or 'config'}: {stored!r} -> {plain_config(cfg)!r}"
+        for f in dataclasses.fields(cfg):
+            if f.name in stored:
+                diff = config_change(stored[f.name], getattr(cfg, f.name), f"{path}.{f.name}" if path else f.name)
+                if diff is not None:
+                    return diff
+        removed = sorted(set(stored) - {f.name for f in dataclasses.fields(cfg)})
+        return f"{path + '.' if path else ''}{removed[0]} no longer exists" if removed else None
+    now = plain_config(cfg)
+    return None if stored == now else f"{path}: {stored!r} -> {now!r}"
 
 
 def run_id(cfg: Any) -> str:
