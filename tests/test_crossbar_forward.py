@@ -81,8 +81,11 @@ def test_single_row_or_column(n, m):
     np.testing.assert_array_equal(analog_read(mat, x, NOISY, copy.deepcopy(gen)), ref_read(mat, x, NOISY, gen))
 
 
-def test_large_block_parallel_kernel_matches_reference():
+def test_large_block_parallel_kernel_matches_reference(monkeypatch):
     # above PARALLEL_MIN_ELEMENTS the parallel kernels run; they must give the serial result
+    from analogdecor.crossbar import _forward
+
+    monkeypatch.setattr(_forward, "PARALLEL_MIN_ELEMENTS", 1)
     rng = np.random.default_rng(4)
     mat = _mat(rng, 300, 8, scale=0.05)
     x = rng.standard_normal((256, 300)).astype(np.float32)

@@ -231,8 +231,9 @@ def test_float_update_of_a_bounded_device_clips():
 SCRIPT = textwrap.dedent(
     """
     import numpy as np
-    from analogdecor.crossbar import Tile, TileConfig, UpdateConfig
+    from analogdecor.crossbar import Tile, TileConfig, UpdateConfig, _forward, _update
     from analogdecor.devices import load_preset
+    _forward.PARALLEL_MIN_ELEMENTS = _update.PARALLEL_MIN_WORK = 1  # exercise the parallel kernels
     cfg = load_preset("ReRamES")
     tile = Tile(70, 40, cfg, seed=3)
     rng = np.random.default_rng(0)
@@ -309,3 +310,17 @@ def test_weight_granularity_follows_aihwkit():
     es = load_preset("ReRamES").device  # down step at w = 0: (1 - up_down) dw_min (1 + 0.081404 e^2.5)
     assert es.weight_granularity == pytest.approx((1 - 0.259359) * 0.00135 * (1 + 0.081404 * np.exp(2.5)))
     assert FAMILIES["pow"].weight_granularity == pytest.approx(0.02 * 0.5**1.5)
+
+
+def test_parallel_and_serial_update_kernels_agree(monkeypatch):
+    from analogdecor.crossbar import _update
+
+    cfg = TileConfig(device=FAMILIES["softbounds"], update=UpdateConfig(desired_bl=15))
+    x, d = _data(7, 6, 9, 11)
+    out = []
+    for threshold in (1 << 60, 1):  # serial, then parallel
+        monkeypatch.setattr(_update, "PARALLEL_MIN_WORK", threshold)
+        tile = Tile(11, 9, cfg, seed=4)
+        tile.update(x, d, 0.05)
+        out.append(tile.read_weights())
+    np.testing.assert_array_equal(out[0], out[1])

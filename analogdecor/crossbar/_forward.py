@@ -105,11 +105,13 @@ def _adc_rows(y, alpha, wn_var, out_noise, out_step, out_bound, seed, saturated)
         saturated[b] = hit
 
 
-# Each kernel is compiled twice from one body: serial for small blocks (thread start-up and, on a
-# busy machine, waiting for descheduled threads cost more than the work), parallel for large ones.
+# Each kernel is compiled twice from one body: serial for small blocks, parallel for large ones. The
+# element-wise periphery is cheap next to the product, and idle OpenMP threads that spin after a
+# parallel region take the cores BLAS needs for the product that follows: parallel only pays for
+# very large blocks.
 _dac_serial, _dac_parallel = njit(_dac_rows), njit_parallel(_dac_rows)
 _adc_serial, _adc_parallel = njit(_adc_rows), njit_parallel(_adc_rows)
-PARALLEL_MIN_ELEMENTS = 1 << 16
+PARALLEL_MIN_ELEMENTS = 1 << 20
 """Blocks with fewer elements than this run the serial periphery kernels."""
 
 _NO_WNOISE = np.zeros((1, 1))

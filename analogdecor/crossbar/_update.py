@@ -22,15 +22,17 @@ fresh cycle noise, then clips it to the device's own bounds. After a device's
 pulses of one sample, its weight is snapped to the conductance levels (if any)
 and its apparent (read) weight gets fresh write noise (if any).
 
-Kernels: ``_x_lines`` draws the x-line bit streams (shared by all rows; one
-stream per sample), ``_pulse_rows`` runs the rows in parallel (one stream per
-row: the d-line bits of row i and its devices' cycle noise), samples in order.
+Kernels: ``draw_x_lines`` draws the x-line bit streams (shared by all rows; one
+stream per sample), ``pulse_rows`` runs the rows (in parallel for large updates;
+one stream per row: the d-line bits of row i and its devices' cycle noise),
+samples in order within a row. Results do not depend on the thread count.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -81,8 +83,7 @@ def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_managem
     return bl, scale_x, scale_d
 
 
-@njit_parallel
-def _x_lines(x, bl, scale_x, seed, xidx, xcnt):
+def _x_lines_body(x, bl, scale_x, seed, xidx, xcnt):
     """Bit streams of the x lines: for sample n and slot t, the fired columns xidx[n, t, :xcnt[n, t]]."""
     n_samples, n_in = x.shape
     for n in prange(n_samples):
@@ -156,8 +157,7 @@ def snap_to_levels(w, level_step, bmin, bmax):
     return q
 
 
-@njit_parallel
-def _pulse_rows(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
+def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
                 x, d, lr_sign, bl, scale_x, scale_d, deterministic, xidx, xcnt, seed,
                 model, scale_up, scale_down, slope_up, slope_down, b_min, b_max, fault,
                 std, mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down,
@@ -242,3 +242,26 @@ def _pulse_rows(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
                     w_read[i, j] = wij + write_noise * z
                 else:
                     w_read[i, j] = wij
+
+
+# Each driver is compiled serial and parallel from one body. Parallel regions pay only for large
+# updates: below that, thread hand-off costs more than the work, and idle OpenMP threads that spin
+# after a region steal the cores BLAS needs next (10-20x slower training steps on a busy 2-core box).
+_x_lines_serial, _x_lines_parallel = njit(_x_lines_body), njit_parallel(_x_lines_body)
+_pulse_rows_serial, _pulse_rows_parallel = njit(_pulse_rows_body), njit_parallel(_pulse_rows_body)
+PARALLEL_MIN_WORK = 1 << 24
+"""Updates with batch * out * in below this run the serial kernels."""
+
+
+def _parallel(work: int) -> bool:
+    return work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1
+
+
+def draw_x_lines(x, bl, scale_x, seed, xidx, xcnt, work: int) -> None:
+    """Bit streams of the x lines (see ``_x_lines_body``), serial or parallel by ``work``."""
+    (_x_lines_parallel if _parallel(work) else _x_lines_serial)(x, bl, scale_x, seed, xidx, xcnt)
+
+
+def pulse_rows(*args, work: int) -> None:
+    """Apply the pulses (see ``_pulse_rows_body`` for the arguments), serial or parallel by ``work``."""
+    (_pulse_rows_parallel if _parallel(work) else _pulse_rows_serial)(*args)

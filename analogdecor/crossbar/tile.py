@@ -222,25 +222,26 @@ class Tile:
         deterministic = cfg.update.pulse_type == "deterministic"
         seeds = self._rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
         max_bl = int(bl.max())
+        work = x.shape[0] * self.out_size * self.in_size
         if deterministic:
             xidx = np.zeros((1, 1, 1), np.int32)
             xcnt = np.zeros((1, 1), np.int32)
         else:
             xidx = np.empty((x.shape[0], max_bl, self.in_size), np.int32)
             xcnt = np.zeros((x.shape[0], max_bl), np.int32)
-            _update._x_lines(x, bl, scale_x, seeds[0], xidx, xcnt)
+            _update.draw_x_lines(x, bl, scale_x, seeds[0], xidx, xcnt, work=work)
         a = self._dev
         if self._pair is not None:
             pair_args = (True, self._wp, self._wm, self._pair.lo_plus, self._pair.lo_minus)
         else:
             pair_args = (False, _DUMMY, _DUMMY, _DUMMY, _DUMMY)
-        _update._pulse_rows(
+        _update.pulse_rows(
             self._w, self._w_read, *pair_args, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d, deterministic,
             xidx, xcnt, seeds[1], MODEL_CODES[dev.model], a.scale_up, a.scale_down, a.shape_up, a.shape_down,
             a.b_min, a.b_max, a.fault, float(dev.dw_min_std), bool(dev.mult_noise),
             float(dev.a), float(dev.b), float(dev.gamma_up), float(dev.gamma_down), float(dev.A_up),
             float(dev.A_down), float(dev.dw_min_std_add), float(dev.dw_min_std_slope),
-            float(dev.write_noise_std * dev.dw_min), float(self._level_step),
+            float(dev.write_noise_std * dev.dw_min), float(self._level_step), work=work,
         )  # fmt: skip
         if self._pair is not None:
             self._refresh_pairs()
