@@ -69,9 +69,9 @@ def bench_crossbar(cfg: CrossbarBenchConfig | None = None) -> dict:
 
     from analogdecor.errors import ConfigError
 
-    if not 1 <= cfg.threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ConfigError(f"threads = {cfg.threads}: must lie in [1, {numba.config.NUMBA_NUM_THREADS}] "
-                          "(NUMBA_NUM_THREADS)")  # fmt: skip
+    max_threads = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    if not 1 <= cfg.threads <= max_threads:
+        raise ConfigError(f"threads = {cfg.threads}: must lie in [1, {max_threads}] (NUMBA_NUM_THREADS)")
     before = numba.get_num_threads()
     numba.set_num_threads(cfg.threads)
     try:
@@ -107,27 +107,24 @@ def _bench(cfg: CrossbarBenchConfig) -> dict:
     _ = x @ w.T
     tile.update(xu[:2], du[:2], lr)
 
-    t_mm, t_fwd = [], []
+    runs: dict[str, list[tuple[float, float]]] = {"mm": [], "fwd": [], "upd": [], "fupd": []}
     for _ in range(cfg.repeats):
-        t_mm.append(_timed(lambda: x @ w.T))
-        t_fwd.append(_timed(lambda: tile.forward(x)))
-    t_upd, t_fupd = [], []
+        runs["mm"].append(_timed(lambda: x @ w.T))
+        runs["fwd"].append(_timed(lambda: tile.forward(x)))
     for _ in range(cfg.update_repeats):
-        t_fupd.append(_timed(lambda: w - np.float32(lr) * (du.T @ xu)))
-        t_upd.append(_timed(lambda: tile.update(xu, du, lr)))
-    cpu = {k: float(np.median([c for _, c in v])) * 1e3 for k, v in
-           (("mm", t_mm), ("fwd", t_fwd), ("upd", t_upd))}  # fmt: skip
-    t_mm, t_fwd, t_upd, t_fupd = ([t for t, _ in v] for v in (t_mm, t_fwd, t_upd, t_fupd))
+        runs["fupd"].append(_timed(lambda: w - np.float32(lr) * (du.T @ xu)))
+        runs["upd"].append(_timed(lambda: tile.update(xu, du, lr)))
+    cpu = {k: float(np.median([c for _, c in v])) * 1e3 for k, v in runs.items()}
+    wall = {k: [t for t, _ in v] for k, v in runs.items()}
     bl, sx, sd = pulse_management(xu, du, lr, tile_cfg.device.weight_granularity, cfg.bl, True, False)
     p_x = np.minimum(sx[:, None] * np.abs(xu), 1.0)
     p_d = np.minimum(sd[:, None] * np.abs(du), 1.0)
     expected_pulses = float(np.sum(bl[:, None] * (p_d.sum(1, keepdims=True) * p_x.sum(1, keepdims=True))))
 
-    med = {k: float(np.median(v)) * 1e3 for k, v in
-           (("mm", t_mm), ("fwd", t_fwd), ("upd", t_upd), ("fupd", t_fupd))}  # fmt: skip
+    med = {k: float(np.median(v)) * 1e3 for k, v in wall.items()}
     return {
         "forward_vs_matmul_ratio": med["fwd"] / med["mm"],
-        "forward_vs_matmul_ratio_min": min(t_fwd) / min(t_mm),
+        "forward_vs_matmul_ratio_min": min(wall["fwd"]) / min(wall["mm"]),
         "forward_vs_matmul_cpu_ratio": cpu["fwd"] / cpu["mm"],
         "forward_cpu_ms": cpu["fwd"],
         "matmul_cpu_ms": cpu["mm"],

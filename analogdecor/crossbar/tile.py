@@ -299,6 +299,7 @@ class Tile:
     def _split(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The smallest one-sided pair (w+, w-) with w+ - w- = w, within the devices' bounds and levels."""
         p = self._pair
+        assert p is not None  # only called for one-sided pairs
         wm = np.maximum(p.lo_minus, p.lo_plus - np.asarray(w, np.float64))
         wp = w + wm
         wp = self._snap(np.clip(wp, p.lo_plus, self._dev.b_max), p.lo_plus, self._dev.b_max)

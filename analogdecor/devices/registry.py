@@ -138,7 +138,10 @@ def field_docs(cls: type) -> dict[str, str]:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):  # pragma: no cover - source not available (frozen builds)
         return {}
-    body = tree.body[0].body
+    cls_node = tree.body[0]
+    if not isinstance(cls_node, ast.ClassDef):  # pragma: no cover - getsource of a class gives a class
+        return {}
+    body = cls_node.body
     docs: dict[str, str] = {}
     for node, nxt in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
