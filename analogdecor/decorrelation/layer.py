@@ -43,6 +43,11 @@ class Decorrelator:
         self.dim = int(dim)
         self.config = config
         self.tile = tile
+        self.updater: Any = None
+        """Optional object with ``apply(key, tile, x, err, alpha, lr)`` that applies the tile's
+        update (e.g. :class:`analogdecor.learning.AnalogUpdater` for mixed precision); None:
+        one pulsed outer product per sample via ``tile.update``."""
+        self.updater_key = "R"
         self.mu = np.zeros(self.dim, dtype=np.float64)
         if tile is None:
             self._set_float(np.eye(self.dim))
@@ -144,10 +149,14 @@ class Decorrelator:
         z32 = zs.astype(np.float32)
         if cfg.ordering == "local":
             # R_t C = (1/k) sum_n (R_t z_n) z_n^T: input z_n, error R_t z_n (forward read).
-            self.tile.update(z32, self.tile.forward(z32) / np.float32(k), cfg.lr)
+            x_in, err = z32, self.tile.forward(z32)
         else:
             # C R_t = (1/k) sum_n z_n (R_t^T z_n)^T: input R_t^T z_n (transposed read), error z_n.
-            self.tile.update(self.tile.backward(z32), z32 / np.float32(k), cfg.lr)
+            x_in, err = self.tile.backward(z32), z32
+        if self.updater is not None:
+            self.updater.apply(self.updater_key, self.tile, x_in, err, 1.0, cfg.lr)
+        else:
+            self.tile.update(x_in, err / np.float32(k), cfg.lr)
         self.scale *= g
 
     def refit_zca(self, x: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from analogdecor import __version__
+from analogdecor.backends import is_analog
 from analogdecor.errors import ConfigError
 from analogdecor.training.config import TrainConfig, resolve_tile_config
 from analogdecor.training.rundir import (
@@ -147,6 +148,9 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     o = cfg.optim
     optimizer = make_optimizer(o.optimizer, o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
     updater = AnalogUpdater(o.analog_update, o.update_rank)
+    for i, layer in enumerate(net.layers):
+        if layer.decor is not None and layer.decor.tile is not None and is_analog(layer.decor.tile):
+            layer.decor.updater, layer.decor.updater_key = updater, f"layers.{i}.R"
 
     metrics: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
     n = len(ds.x_train)
