@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--preset", action="append", metavar="NAME",
-                   help="preset to validate (repeatable); default: all presets in device_models/")  # fmt: skip
+                   help="preset to validate (repeatable); default: all presets in device_models/, plus a "
+                        "'family:<model>' configuration for each device family without a preset")  # fmt: skip
     p.add_argument("--check", action="append", choices=("forward", "update", "pulses", "response", "training"),
                    help="run only these checks (repeatable); default: all")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of the table")
@@ -54,18 +55,21 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name} = {getattr(args, name)}: must be >= 2")
     if args.seeds < 2:
         raise ConfigError(f"--seeds = {args.seeds}: the paired t test of the training check needs >= 2")
+    extra: dict = {}
     if args.preset:
         presets = list(args.preset)
     else:
         from analogdecor.devices.registry import list_presets
+        from analogdecor.validation import family_configs
 
         presets = list(list_presets())
+        extra = family_configs(presets)  # device families without a preset of their own
     sizes = Sizes(out_size=args.size, in_size=args.size, forward_trials=args.trials, update_trials=args.trials,
                   replicas=args.replicas)  # fmt: skip
     training = TrainingSpec(seeds=args.seeds, epochs=args.epochs)
     checks = tuple(args.check) if args.check else ("forward", "update", "pulses", "response", "training")
     result = run_validation(
-        presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed
+        presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed, extra=extra
     )
     text = rows_to_json(result.rows)
     if args.out:

@@ -12,7 +12,13 @@ See :mod:`analogdecor.validation.stats` for the statistics.
 from __future__ import annotations
 
 from analogdecor.validation.checks import Comparison, Sizes, quiet_device
-from analogdecor.validation.harness import CHECKS, ValidationResult, backend_factory, run_validation
+from analogdecor.validation.harness import (
+    CHECKS,
+    ValidationResult,
+    backend_factory,
+    family_configs,
+    run_validation,
+)
 from analogdecor.validation.report import Row, format_table, make_rows, rows_to_json
 from analogdecor.validation.training_check import TrainingSpec
 
@@ -24,6 +30,7 @@ __all__ = [
     "TrainingSpec",
     "ValidationResult",
     "backend_factory",
+    "family_configs",
     "format_table",
     "make_rows",
     "quiet_device",

@@ -20,7 +20,7 @@ from analogdecor.validation.checks import (
 from analogdecor.validation.report import Row, make_rows
 from analogdecor.validation.training_check import TrainingSpec, training_checks
 
-__all__ = ["CHECKS", "ValidationResult", "backend_factory", "run_validation"]
+__all__ = ["CHECKS", "ValidationResult", "backend_factory", "family_configs", "run_validation"]
 
 CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "forward": forward_checks,
@@ -29,6 +29,28 @@ CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "response": response_checks,
 }
 """Tile-level checks by name; ``"training"`` (the short training run) is added by :func:`run_validation`."""
+
+
+def family_configs(presets: Sequence[str]) -> dict[str, TileConfig]:
+    """One configuration per device family that none of ``presets`` covers (named ``family:<model>``).
+
+    Each is GokmenVlasov's periphery and update with that family's device (aihwkit's default
+    parameters of the family, bounds +-1), so that every family's response curve and pulsed update
+    are cross-validated even without a preset of its own.
+    """
+    from analogdecor.devices.config import DeviceConfig
+    from analogdecor.devices.registry import load_preset
+
+    covered = {load_preset(p).device.model for p in presets}
+    base = load_preset("GokmenVlasov")
+    family_devices = {
+        "constant": DeviceConfig(model="constant", w_min=-1.0, w_max=1.0),
+        "linear": DeviceConfig(model="linear", gamma_up=0.1, gamma_down=0.1, w_min=-1.0, w_max=1.0),
+        "softbounds": DeviceConfig(model="softbounds", w_min=-1.0, w_max=1.0),
+        "exp": DeviceConfig(model="exp", w_min=-1.0, w_max=1.0),
+        "pow": DeviceConfig(model="pow", pow_gamma=1.5, w_min=-1.0, w_max=1.0),
+    }
+    return {f"family:{m}": base.replace(device=d) for m, d in family_devices.items() if m not in covered}
 
 
 def backend_factory(name: str) -> TileFactory:
@@ -71,6 +93,7 @@ def run_validation(
     training: TrainingSpec | None = None,
     alpha: float = 1e-3,
     seed: int = 0,
+    extra: Mapping[str, TileConfig] | None = None,
 ) -> ValidationResult:
     """Compare two tile backends statistically on each preset.
 
@@ -84,6 +107,8 @@ def run_validation(
     sizes, training : problem sizes of the tile checks and of the training run
     alpha : family-wise error rate of the whole run (Bonferroni over all elementary tests)
     seed : seed of the inputs and of the tiles' device draws
+    extra : more configurations (name -> TileConfig) that get the tile checks but not the
+        training check, e.g. :func:`family_configs` for device families without a preset
 
     Returns
     -------
@@ -100,6 +125,11 @@ def run_validation(
         from analogdecor.devices.registry import load_preset
 
         configs = {name: load_preset(name) for name in presets}
+    trainable = set() if isinstance(presets, Mapping) else set(configs)
+    for name, cfg in (extra or {}).items():
+        if name in configs:
+            raise ConfigError(f"extra configuration {name!r} has the name of a preset")
+        configs[name] = cfg
     if factories is None:
         factories = (backend_factory(names[0]), backend_factory(names[1]))
     comps: list[Comparison] = []
@@ -109,7 +139,7 @@ def run_validation(
             if name == "training":
                 continue
             comps += CHECKS[name](cfg, preset, factories[0], factories[1], sizes, seed)
-        if "training" in checks:
+        if "training" in checks and (preset in trainable or isinstance(presets, Mapping)):
             if isinstance(presets, Mapping):
                 raise ConfigError(
                     "check 'training' needs preset names (the training code loads presets by name)"
