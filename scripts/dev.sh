@@ -37,7 +37,8 @@ setup_core() {
 }
 
 setup_aihwkit() {
-  if "$VENV/bin/python" -c "import aihwkit" 2>/dev/null; then
+  # importing the tiles loads the compiled simulator, so a build against another torch fails here
+  if "$VENV/bin/python" -c "import aihwkit.simulator.tiles" 2>/dev/null; then
     return 0
   fi
   if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
