@@ -120,15 +120,14 @@ def _line_plot(plt, points, axis, others, metric, title, path, scatter):
         if not numeric:
             ax.set_xticks(range(len(values)), [_label(v) for v in values])
         if any(line.get_label() and not line.get_label().startswith("_") for line in ax.lines):
-            ax.legend(fontsize="small")
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     if numeric and all(v > 0 for v in values) and max(values) / min(values) >= 50:
         ax.set_xscale("log")
     ax.set_xlabel(axis)
     ax.set_ylabel(f"final {metric}")
     ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
