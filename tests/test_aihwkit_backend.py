@@ -390,3 +390,24 @@ def test_one_sided_pair_is_a_one_sided_unit_cell():
     b = AihwkitTile(2, 3, TileConfig(device=dev), seed=4)
     b.load_state_dict(t.state_dict())
     np.testing.assert_array_equal(b.read_weights(), t.read_weights())
+
+
+def test_every_config_field_has_a_translation():
+    """A field added to the configs must be translated (or refused) before it can reach aihwkit."""
+    import dataclasses
+
+    from analogdecor.backends.aihwkit.translate import TRANSLATED_FIELDS, check_translatable
+
+    for cls, known in TRANSLATED_FIELDS.items():
+        assert {f.name for f in dataclasses.fields(cls)} == known, cls.__name__
+    # an untranslated field with a non-default value is refused by name
+    extra = dataclasses.make_dataclass(
+        "X", [("new_knob", float, dataclasses.field(default=0.0))], bases=(DeviceConfig,), frozen=True
+    )
+    TRANSLATED_FIELDS[extra] = TRANSLATED_FIELDS[DeviceConfig]
+    try:
+        check_translatable(TileConfig(device=extra(new_knob=0.0)))
+        with pytest.raises(ConfigError, match=r"TileConfig\.device\.new_knob = 1\.0"):
+            check_translatable(TileConfig(device=extra(new_knob=1.0)))
+    finally:
+        del TRANSLATED_FIELDS[extra]

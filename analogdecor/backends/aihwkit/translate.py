@@ -45,16 +45,93 @@ pair (aihwkit draws it per device of the pair, analogdecor on the difference).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from analogdecor.backends.aihwkit._guard import require_aihwkit
-from analogdecor.crossbar.config import IOConfig, TileConfig
+from analogdecor.crossbar.config import IOConfig, MappingConfig, TileConfig, UpdateConfig
 from analogdecor.devices.config import DeviceConfig
 from analogdecor.errors import ConfigError
 
-__all__ = ["check_translatable", "construction_seed", "io_parameters", "to_rpu_config"]
+__all__ = ["TRANSLATED_FIELDS", "check_translatable", "construction_seed", "io_parameters", "to_rpu_config"]
 
 _NO_EQUIVALENT = "has no aihwkit 1.2.0 equivalent"
+
+TRANSLATED_FIELDS: dict[type, frozenset[str]] = {
+    DeviceConfig: frozenset(
+        [
+            "model",
+            "dw_min",
+            "dw_min_dtod",
+            "dw_min_dtod_log_normal",
+            "dw_min_std",
+            "up_down",
+            "up_down_dtod",
+            "w_min",
+            "w_max",
+            "w_min_dtod",
+            "w_max_dtod",
+            "enforce_consistency",
+            "gamma_up",
+            "gamma_down",
+            "gamma_up_dtod",
+            "gamma_down_dtod",
+            "mult_noise",
+            "mean_bound_reference",
+            "a",
+            "b",
+            "A_up",
+            "A_down",
+            "dw_min_std_add",
+            "dw_min_std_slope",
+            "pow_gamma",
+            "pow_gamma_dtod",
+            "pow_up_down",
+            "pow_up_down_dtod",
+            "write_noise_std",
+            "prog_noise_std",
+            "stuck_fraction",
+            "dead_fraction",
+            "one_sided_pair",
+            "refresh_upper_thres",
+            "refresh_lower_thres",
+        ]
+    ),
+    IOConfig: frozenset(
+        [
+            "is_perfect",
+            "inp_bits",
+            "inp_bound",
+            "inp_noise",
+            "w_noise",
+            "w_noise_type",
+            "out_noise",
+            "out_bits",
+            "out_bound",
+            "noise_management",
+            "bound_management",
+            "max_bm_passes",
+        ]
+    ),
+    UpdateConfig: frozenset(["pulse_type", "desired_bl", "update_management", "update_bl_management"]),
+    MappingConfig: frozenset(["g_min", "g_max", "w_scale", "levels"]),
+}
+"""Every field this module (or AihwkitTile) translates. A field added to the configs later and not
+listed here is refused by :func:`check_translatable` when it differs from its default, so a new
+setting can never be dropped silently (and the test suite flags the gap)."""
+
+
+def _untranslated(obj: Any, path: str) -> None:
+    known = TRANSLATED_FIELDS[type(obj)]
+    for f in dataclasses.fields(obj):
+        if f.name in known:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if getattr(obj, f.name) != default:
+            raise ConfigError(
+                f"{path}.{f.name} = {getattr(obj, f.name)!r} has no translation to aihwkit in analogdecor yet; "
+                "leave it at its default to run on aihwkit"
+            )
 
 
 def check_translatable(cfg: TileConfig) -> None:
@@ -64,6 +141,10 @@ def check_translatable(cfg: TileConfig) -> None:
     """
     if not isinstance(cfg, TileConfig):
         raise ConfigError(f"tile config is a {type(cfg).__name__}: expected a TileConfig")
+    for path, part in (("TileConfig.device", cfg.device), ("TileConfig.forward", cfg.forward),
+                       ("TileConfig.backward", cfg.backward), ("TileConfig.update", cfg.update),
+                       ("TileConfig.mapping", cfg.mapping)):  # fmt: skip
+        _untranslated(part, path)
     if cfg.mapping.levels > 0:
         raise ConfigError(
             f"MappingConfig.levels = {cfg.mapping.levels} {_NO_EQUIVALENT}: aihwkit's pulsed devices store a "
@@ -202,8 +283,8 @@ def _device(dev: DeviceConfig, seed: int) -> Any:
         return ExpStepDevice(
             **common, **write, A_up=float(dev.A_up), A_down=float(dev.A_down), gamma_up=float(dev.gamma_up),
             gamma_down=float(dev.gamma_down), a=float(dev.a), b=float(dev.b),
-            dw_min_std_add=float(getattr(dev, "dw_min_std_add", 0.0)),
-            dw_min_std_slope=float(getattr(dev, "dw_min_std_slope", 0.0)),
+            dw_min_std_add=float(dev.dw_min_std_add),
+            dw_min_std_slope=float(dev.dw_min_std_slope),
         )  # fmt: skip
     if dev.model == "pow":
         return PowStepDevice(
