@@ -353,8 +353,8 @@ def test_every_learning_rule_trains_on_aihwkit_tiles(rule):
     loss = np.asarray(res.metrics["test_loss"])
     assert np.all(np.isfinite(loss))
     assert all(getattr(layer.tile, "backend", None) == "aihwkit" for layer in res.network.layers)
-    if rule in ("bp", "fa", "dfa"):
-        assert res.metrics["test_accuracy"][-1] > 0.25  # chance is 0.1
+    # chance is 0.1; seen over repeated runs: bp 0.59-0.66, fa 0.54-0.60, dfa 0.34-0.37, np 0.53-0.59
+    assert res.metrics["test_accuracy"][-1] > 0.25
 
 
 @pytest.mark.aihwkit
