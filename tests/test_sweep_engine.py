@@ -201,6 +201,19 @@ def test_killed_worker_is_recorded_and_loses_nothing(tmp_path):
     assert all(rows[n]["status"] == "ok" for n in ("0.1", "0.3", "0.4"))
 
 
+def test_random_sweep_scatter_plots(tmp_path, scheduler):
+    address, _ = scheduler
+    spec = parse_spec({"sweep": {"mode": "random", "n_samples": 5, "seeds": [0, 1], "sample_seed": 1},
+                       "axes": {"noise": {"uniform": [0.0, 1.0]}, "levels": {"randint": [1, 9]}}})
+    report = run_sweep(spec, tmp_path / "sw", scheduler=address, progress=False, target=ToyTarget())
+    assert len(report.finished) == 10
+    names = sorted(p.name for p in report.plots)
+    # scatter plots against each drawn setting; no heat maps of continuous draws
+    assert names == ["summary.csv", "test_accuracy_vs_levels.png", "test_accuracy_vs_noise.png"]
+    rows = read_csv(tmp_path / "sw" / "results.csv")
+    assert all(0.0 <= float(r["noise"]) <= 1.0 and 1 <= int(r["levels"]) <= 9 for r in rows)
+
+
 def test_max_runs_leaves_the_rest_pending(tmp_path, scheduler):
     address, _ = scheduler
     report = run_sweep(parse_spec(SPEC), tmp_path / "sw", scheduler=address, progress=False,

@@ -109,8 +109,8 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     """
     run_dir = Path(sweep_dir) / "runs" / run.run_id
     earlier = read_result(run_dir)
-    unchanged = earlier is not None and config_change(earlier.get("config"), run.config) is None
-    if unchanged and earlier.get("status") in DONE:  # type: ignore[union-attr]
+    if (earlier is not None and earlier.get("status") in DONE
+            and config_change(earlier.get("config"), run.config) is None):
         return earlier  # finished meanwhile (an orphaned attempt on an external cluster)
     if run_dir.exists():
         shutil.rmtree(run_dir)

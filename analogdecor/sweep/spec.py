@@ -208,7 +208,7 @@ def _grid_values(where: str, kind: str, args: list[float]) -> tuple[Any, ...]:
     if kind == "range":
         if len(args) not in (2, 3) or not all(float(a).is_integer() for a in args):
             raise ConfigError(f"{where}.range = {args!r}: expected integers [start, stop] or [start, stop, step]")
-        values = tuple(range(*(int(a) for a in args)))
+        values: tuple[Any, ...] = tuple(range(*(int(a) for a in args)))
     else:
         if len(args) != 3 or not float(args[2]).is_integer() or args[2] < 1:
             raise ConfigError(f"{where}.{kind} = {args!r}: expected [start, stop, count] with count >= 1")
@@ -291,7 +291,8 @@ def _expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
     s = spec.settings
     if s.mode == "grid":
         names = [a.name for a in spec.axes]
-        points = [dict(zip(names, combo, strict=True)) for combo in product(*(a.values for a in spec.axes))]
+        grids = [a.values or () for a in spec.axes]  # grid mode has no distributions (checked by parse_spec)
+        points = [dict(zip(names, combo, strict=True)) for combo in product(*grids)]
     elif s.mode == "random":
         rng = np.random.default_rng(s.sample_seed)
         # a listed seed axis is crossed with every draw, so each point has its spread over seeds
@@ -300,7 +301,7 @@ def _expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
         points = []
         for _ in range(s.n_samples or 0):
             point = {a.name: a.draw(rng) for a in drawn}
-            for seed in seed_axis.values if seed_axis else (None,):
+            for seed in (seed_axis.values or ()) if seed_axis else (None,):
                 points.append(point if seed is None else {**point, "seed": seed})
     else:
         points = [dict(p) for p in spec.points]
