@@ -91,7 +91,7 @@ def test_validate_cli_json_and_exit_status(tmp_path, capsys, monkeypatch):
         return real(name)
 
     monkeypatch.setattr(harness, "backend_factory", factory)
-    rc = main(["validate", "--preset", "GokmenVlasov", "--check", "update", "--trials", "200"])
+    rc = main(["validate", "--preset", "GokmenVlasov", "--check", "update", "--trials", "200", "--out", "-"])
     assert rc == 1
     assert "FAIL" in capsys.readouterr().out
 

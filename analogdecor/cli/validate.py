@@ -1,8 +1,9 @@
 """``analogdecor validate``: cross-validate the numba emulator against IBM aihwkit.
 
 Prints the table of :func:`analogdecor.validation.run_validation` (or, with
-``--json``, its rows as a JSON list), optionally writes the rows to a JSON file,
-and exits 1 when any row fails (2 on a configuration error).
+``--json``, its rows as a JSON list), writes the rows to a JSON file
+(``runs/validate.json`` unless ``--out`` says otherwise), and exits 1 when any
+row fails (2 on a configuration error).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="append", choices=("forward", "update", "pulses", "response", "training"),
                    help="run only these checks (repeatable); default: all")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of the table")
-    p.add_argument("--out", metavar="PATH", help="also write the rows as JSON to PATH")
+    p.add_argument("--out", metavar="PATH", default="runs/validate.json",
+                   help="also write the rows as JSON to PATH (default runs/validate.json; '-' for none)")  # fmt: skip
     p.add_argument(
         "--alpha", type=float, default=1e-3, help="family-wise error rate of the run (default 1e-3)"
     )
@@ -72,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed, extra=extra
     )
     text = rows_to_json(result.rows)
-    if args.out:
+    if args.out and args.out != "-":
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
     print(text if args.json else format_table(result.rows, result.names, result.z_critical))
