@@ -281,15 +281,19 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
                 continue
             count = [0] * n_in
             if deterministic:
+                order = list(range(n_in))
                 for j in range(n_in):
                     p_x = min(sx * abs(float(x[n, j])), 1.0)
                     count[j] = int(np.rint(bl * p_x * p_d))
             else:
+                order = []  # devices in the order they first got a pulse
                 for t in range(bl):
                     if st.uniform() < p_d:
                         for j in fired[n][t]:
+                            if count[j] == 0:
+                                order.append(j)
                             count[j] += 1
-            for j in range(n_in):
+            for j in order:
                 if count[j] == 0 or arrays.fault[i, j] != 0:
                     continue
                 up = sgn_lr * (1.0 if di > 0 else -1.0) * (1.0 if float(x[n, j]) > 0 else -1.0) < 0

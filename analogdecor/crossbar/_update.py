@@ -100,7 +100,7 @@ def _x_lines_body(x, bl, scale_x, seed, xidx, xcnt):
             xcnt[n, t] = c
 
 
-@njit
+@njit(inline="always")
 def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax, std, mult_noise,
                   es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add, std_slope, st):  # fmt: skip
     """``count`` pulses in one direction on one device from weight ``w``; returns (new weight, stream state)."""
@@ -142,7 +142,7 @@ def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax,
     return w, st
 
 
-@njit
+@njit(inline="always")
 def snap_to_levels(w, level_step, bmin, bmax):
     """Nearest multiple of ``level_step`` inside [bmin, bmax] (0 = continuous: w unchanged)."""
     if level_step <= 0.0:
@@ -166,6 +166,11 @@ def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
 
     ``w`` and ``w_read`` (out, in) float32 are updated in place. ``write_noise``
     is the absolute std of the apparent-weight noise (write_noise_std dw_min).
+    Per sample, each device's pulses (its coincidences over the slots) are applied
+    one after the other; devices are visited in the order they first got a pulse
+    (slot by slot, columns ascending within a slot) in stochastic mode, in column
+    order in deterministic mode. Devices do not interact, so the order only
+    fixes which random numbers each device draws.
     With ``pair``, each weight is a one-sided pair (``w_plus``, ``w_minus``, lower
     bounds ``lo_plus``, ``lo_minus``; upper bounds ``b_max`` and ``-b_min``): an
     up pulse goes to G+, a down pulse to G- (as an up pulse on its own response,
@@ -177,7 +182,6 @@ def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
         st = stream(seed, i)
         count = np.zeros(n_in, np.int64)
         touched = np.empty(n_in, np.int64)
-        all_cols = np.arange(n_in)
         for n in range(n_samples):
             if bl[n] == 0:
                 continue
@@ -189,7 +193,7 @@ def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
                 for j in range(n_in):
                     p_x = min(scale_x[n] * abs(np.float64(x[n, j])), 1.0)
                     count[j] = np.int64(np.rint(bl[n] * p_x * p_d))
-                cols = all_cols
+                n_visit, scan = n_in, True
             else:
                 n_touched = 0
                 for t in range(bl[n]):
@@ -201,10 +205,10 @@ def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
                                 touched[n_touched] = j
                                 n_touched += 1
                             count[j] += 1
-                # visit the devices in column order (as the reference): sort a short list, else scan all
-                cols = np.sort(touched[:n_touched]) if 8 * n_touched < n_in else all_cols
+                n_visit, scan = n_touched, False  # devices in the order they first got a pulse
             sd_sign = lr_sign * (1.0 if di > 0 else -1.0)
-            for j in cols:
+            for jj in range(n_visit):
+                j = jj if scan else touched[jj]
                 cnt = count[j]
                 if cnt == 0:
                     continue
