@@ -188,3 +188,28 @@ def test_example_spec_is_valid():
     path = Path(__file__).parents[1] / "scripts" / "sweeps" / "noise_vs_levels.toml"
     runs = plan_runs(load_spec(path))
     assert len(runs) >= 12
+
+
+def test_cli_evaluation_sweep_over_a_trained_run(tmp_path, capsys):
+    """[sweep] target = "evaluate": inference settings as axes over one trained run (inference's target)."""
+    from analogdecor.config import from_dict
+    from analogdecor.training import TrainConfig, train
+
+    run_dir = tmp_path / "trained"
+    train(from_dict(TrainConfig, {**BASE, "data": {"dataset": "digits", "n_train": 100, "n_test": 50}}),
+          run_dir, progress=False)
+    spec = tmp_path / "eval.toml"
+    spec.write_text(
+        f'[sweep]\ntarget = "evaluate"\nmode = "list"\n[base]\nrun_dir = "{run_dir}"\n'
+        '[base.evaluate]\ntimes = [1.0, 86400.0]\nseeds = 1\nn_test = 50\n'
+        '[[runs]]\n"evaluate.model" = "none"\n[[runs]]\n"evaluate.model" = "pcm"\n'
+    )
+    out = tmp_path / "o"
+    assert main(["sweep", str(spec), "--workers", "2", "--out", str(out), "--no-progress"]) == 0
+    rows = read_csv(out / "results.csv")
+    assert [r["evaluate.model"] for r in rows] == ["none", "pcm"]
+    assert {r["status"] for r in rows} == {"ok"}
+    for row in rows:
+        assert (out / row["run_dir"] / "evaluate.csv").is_file()
+        assert 0.0 <= float(row["final_test_accuracy"]) <= 1.0
+    assert "2 finished, 0 failed" in capsys.readouterr().err

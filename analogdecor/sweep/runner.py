@@ -191,7 +191,8 @@ def run_sweep(
     plots : bool
         Draw the plots at the end.
     target : object, optional
-        What runs are (default: training; see :mod:`analogdecor.sweep.target`).
+        What runs are (see :mod:`analogdecor.sweep.target`); default: the
+        spec's ``[sweep] target`` (training unless it says ``evaluate``).
     on_record : callable, optional
         Called in the client with each record as it arrives.
 
@@ -202,9 +203,9 @@ def run_sweep(
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     if target is None:
-        from analogdecor.sweep.target import TrainingTarget
+        from analogdecor.sweep.target import make_target
 
-        target = TrainingTarget()
+        target = make_target(spec.settings.target)
     if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 0):
         from analogdecor.errors import ConfigError
 

@@ -65,6 +65,8 @@ GRID_KINDS = ("linspace", "geomspace", "range")
 RANDOM_KINDS = ("uniform", "loguniform", "randint")
 _KINDS = GRID_KINDS + RANDOM_KINDS
 _TOP_LEVEL = ("sweep", "base", "axes", "runs")
+#: Values of ``[sweep] target`` (see :func:`analogdecor.sweep.target.make_target`).
+TARGETS = ("train", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,13 @@ class SweepSettings:
     """Training metric (key of the run's per-epoch metrics) shown in plots and summary."""
     base: str | None = None
     """Path of a training config TOML used as the base (relative to the spec); else the [base] table."""
+    target: Literal["train", "evaluate"] = "train"
+    """What each run does: train (a TrainConfig per run) or evaluate (inference settings over a
+    trained run: analogdecor.inference.sweep_target.EvaluationTarget)."""
 
     def __post_init__(self) -> None:
         check_choice(self, "mode", ("grid", "random", "list"))
+        check_choice(self, "target", TARGETS)
         check_int(self, "n_samples", minimum=1, allow_none=True)
         check_int(self, "sample_seed")
         if self.mode == "random" and self.n_samples is None:
@@ -387,8 +393,8 @@ def plan_runs(spec: SweepSpec, target: Any | None = None) -> list[PlannedRun]:
     spec : SweepSpec
         The parsed spec.
     target : object, optional
-        What the configs are for (see :mod:`analogdecor.sweep.target`); default
-        :class:`~analogdecor.sweep.target.TrainingTarget`.
+        What the configs are for (see :mod:`analogdecor.sweep.target`); default:
+        the spec's ``[sweep] target``.
 
     Returns
     -------
@@ -403,9 +409,9 @@ def plan_runs(spec: SweepSpec, target: Any | None = None) -> list[PlannedRun]:
         resolve to the same config; the message names the axis and value.
     """
     if target is None:
-        from analogdecor.sweep.target import TrainingTarget
+        from analogdecor.sweep.target import make_target
 
-        target = TrainingTarget()
+        target = make_target(spec.settings.target)
     try:
         base = target.base_config(spec.base)
     except ConfigError as exc:

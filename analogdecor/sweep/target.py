@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from analogdecor.config import from_dict
 
-__all__ = ["RunOutcome", "TrainingTarget"]
+__all__ = ["RunOutcome", "TrainingTarget", "make_target"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,16 @@ class TrainingTarget:
         result = train(cfg, out_dir, progress=False)
         metrics = {k: [float(x) for x in v] for k, v in result.metrics.items()}
         return RunOutcome(metrics=metrics, status="diverged" if result.status == "diverged" else "ok")
+
+
+def make_target(name: str) -> Any:
+    """The target named by a spec's ``[sweep] target``: ``train`` or ``evaluate``."""
+    if name == "train":
+        return TrainingTarget()
+    if name == "evaluate":
+        from analogdecor.inference.sweep_target import EvaluationTarget
+
+        return EvaluationTarget()
+    from analogdecor.errors import ConfigError
+
+    raise ConfigError(f"sweep.target = {name!r}: must be 'train' or 'evaluate'")
