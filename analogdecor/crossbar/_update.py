@@ -253,7 +253,7 @@ def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
 # after a region steal the cores BLAS needs next (10-20x slower training steps on a busy 2-core box).
 _x_lines_serial, _x_lines_parallel = njit(_x_lines_body), njit_parallel(_x_lines_body)
 _pulse_rows_serial, _pulse_rows_parallel = njit(_pulse_rows_body), njit_parallel(_pulse_rows_body)
-PARALLEL_MIN_WORK = 1 << 24
+PARALLEL_MIN_WORK = 1 << 26
 """Updates with batch * out * in below this run the serial kernels."""
 
 
