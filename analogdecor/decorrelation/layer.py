@@ -11,6 +11,12 @@ rule R <- g R (I - eta C) then splits into
 which is one parallel pulsed outer-product update with input z_n and error
 R_tile z_n (a forward read of the same tile). The global ordering uses the
 transposed read instead: input R_tile^T z_n, error z_n.
+
+Because the gain lives in s, R_tile itself shrinks by about (1 - eta c) per step
+at the whitening fixed point (C = c I) while s grows by the inverse factor. Over
+runs of T steps with T eta c >> 1 the tile's weights approach the device
+resolution; such runs need either a smaller eta or an occasional re-programming
+of s R_tile (not done automatically).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ experiments' defaults (betas 0.9, 0.9999, eps 1e-8; arXiv 2407.10780).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from analogdecor.errors import ConfigError
@@ -63,8 +65,8 @@ class Adam:
         self.t[key] += 1
         adam_step(param, grad, self.m[key], self.v[key], self.t[key], self.lr, self.beta1, self.beta2, self.eps)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for k in self.m:
             out[f"{k}.m"], out[f"{k}.v"], out[f"{k}.t"] = self.m[k], self.v[k], np.int64(self.t[k])
         return out

@@ -82,6 +82,8 @@ class MLP:
                 raise ShapeError(f"layer sizes do not chain: {prev.out_size} outputs into {nxt.in_size} inputs")
         self.layers = layers
         self.slope = float(slope)
+        self.rule_state: dict[str, Any] = {}
+        """Fixed state of the learning rule that trained it (FA/DFA feedback matrices), for reference."""
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -211,18 +211,18 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
         for k in METRIC_KEYS[1:]:
             metrics[k].append(float("nan"))
     wall = time.perf_counter() - t0
-    result = TrainResult(metrics=metrics, run_dir=run_dir, network=net, config=cfg, status=status)
+    out = TrainResult(metrics=metrics, run_dir=run_dir, network=net, config=cfg, status=status)
     net.rule_state = rule_state
     if run_dir is not None:
         save_model(run_dir, net, rule_state)
-        result.info["analog_layers"] = save_conductances(run_dir, net)
+        out.info["analog_layers"] = save_conductances(run_dir, net)
         write_json(run_dir / "metrics.json", metrics)
         atomic_write_text(run_dir / "metrics.csv", _metrics_csv(metrics))
         _plot_curves(run_dir / "learning_curves.png", metrics, cfg)
         ended = _dt.datetime.now(_dt.UTC)
         write_json(run_dir / "run.json", _run_info(cfg, started, ended, wall, status))
-    result.info["wall_time_s"] = wall
-    return result
+    out.info["wall_time_s"] = wall
+    return out
 
 
 def _run_info(cfg: TrainConfig, started, ended, wall, status: str) -> dict[str, Any]:

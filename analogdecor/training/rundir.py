@@ -140,7 +140,7 @@ def save_model(run_dir: Path, net: Any, rule_state: dict[str, Any]) -> None:
     for i, B in enumerate(rule_state.get("feedback", [])):
         flat[f"rule.feedback.{i}"] = np.asarray(B)
     flat["meta.widths"] = np.asarray(net.widths, dtype=np.int64)
-    _atomic_write_with(run_dir / MODEL_FILE, lambda fh: np.savez(fh, **flat))
+    _atomic_write_with(run_dir / MODEL_FILE, lambda fh: np.savez(fh, **flat))  # type: ignore[arg-type]
 
 
 def save_conductances(run_dir: Path, net: Any) -> list[str]:
@@ -153,7 +153,7 @@ def save_conductances(run_dir: Path, net: Any) -> list[str]:
         arrays[f"{name}.g_minus"] = np.asarray(gm)
         names.append(name)
     arrays["names"] = np.asarray(names, dtype=str)
-    _atomic_write_with(run_dir / "conductances.npz", lambda fh: np.savez(fh, **arrays))
+    _atomic_write_with(run_dir / "conductances.npz", lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
     return names
 
 
