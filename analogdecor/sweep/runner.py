@@ -24,6 +24,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
 import traceback
 import uuid
@@ -148,9 +150,17 @@ def _start_client(workers: int | None, scheduler: str | None):
     if scheduler is not None:
         return Client(scheduler), None
     n = workers or os.cpu_count() or 1
-    # the nanny's env reaches the worker process before anything imports numba
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           env=dict(WORKER_ENV), silence_logs=40)
+    # Ctrl-C in a terminal reaches the whole process group: the worker processes are started
+    # with SIGINT ignored (inherited through exec), so only this process handles it, by closing
+    # the cluster. The nanny's env reaches the worker process before anything imports numba.
+    ignore = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignore else None
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               env=dict(WORKER_ENV), silence_logs=40)
+    finally:
+        if ignore:
+            signal.signal(signal.SIGINT, previous)
     return Client(cluster), cluster
 
 
