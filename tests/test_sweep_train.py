@@ -128,6 +128,11 @@ def test_bad_training_specs(axes, match):
         plan_runs(parse_spec({"base": BASE, "axes": axes}))
 
 
+def test_unknown_metric_is_caught_before_running():
+    with pytest.raises(ConfigError, match=r"sweep.metric = 'test_acc': the runs report test_accuracy, test_loss"):
+        plan_runs(parse_spec({"sweep": {"metric": "test_acc"}, "base": BASE, "axes": {"seed": [0]}}))
+
+
 def test_cli_check_and_errors(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text(

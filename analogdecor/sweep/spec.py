@@ -412,6 +412,9 @@ def plan_runs(spec: SweepSpec, target: Any | None = None) -> list[PlannedRun]:
         from analogdecor.sweep.target import make_target
 
         target = make_target(spec.settings.target)
+    known = getattr(target, "metric_names", None)
+    if known is not None and spec.settings.metric not in known:
+        raise ConfigError(f"sweep.metric = {spec.settings.metric!r}: the runs report {', '.join(known)}")
     try:
         base = target.base_config(spec.base)
     except ConfigError as exc:

@@ -12,6 +12,9 @@ A target has three methods, all of which must work in a fresh worker process
     Execute the run, writing its own files into ``out_dir``, and return its
     per-epoch metrics and status (``ok``, or ``diverged`` when training stopped
     on a non-finite loss). Raising an exception marks the run ``failed``.
+
+An optional attribute ``metric_names`` lists the metrics runs report, so that a
+misspelt ``[sweep] metric`` is caught before anything runs.
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ class TrainingTarget:
     TrainConfig itself. :meth:`configure` resolves the tile configuration, so a
     misspelt tile field is caught before any run starts.
     """
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Per-epoch metrics of a training run (``sweep.metric`` must be one of them)."""
+        from analogdecor.training.loop import METRIC_KEYS
+
+        return tuple(sorted(k for k in METRIC_KEYS if k != "epoch" and not k.endswith("_time_s")))
 
     def base_config(self, table: Mapping[str, Any]) -> Any:
         from analogdecor.training.config import TrainConfig
