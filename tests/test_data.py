@@ -205,7 +205,7 @@ def test_find_idx_files_prefixed_names_and_ambiguity(tmp_path):
 
 
 # --------------------------------------------------------------------------- CIFAR-10
-def _write_cifar(root: Path, n=6, seed=0):
+def _write_cifar(root: Path, n=6, seed=0, protocol=pickle.DEFAULT_PROTOCOL):
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
     batches = {}
@@ -213,13 +213,16 @@ def _write_cifar(root: Path, n=6, seed=0):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).tolist()
         with (root / name).open("wb") as fh:
-            pickle.dump({b"batch_label": name.encode(), b"data": data, b"labels": labels}, fh)
+            pickle.dump({b"batch_label": name.encode(), b"data": data, b"labels": labels}, fh, protocol=protocol)
         batches[name] = (data, labels)
     return batches
 
 
-def test_cifar10_fake_batches(tmp_path):
-    batches = _write_cifar(tmp_path / "cifar-10-batches-py")
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL])
+def test_cifar10_fake_batches(tmp_path, protocol):
+    # protocol 2 is the official batches' protocol (written by Python 2); Python 3 writes its
+    # bytes through _codecs.encode there, newer protocols through numpy's _frombuffer
+    batches = _write_cifar(tmp_path / "cifar-10-batches-py", protocol=protocol)
     for where in (tmp_path / "cifar-10-batches-py", tmp_path):  # the batch folder or its parent
         d = load_dataset("cifar10", where)
         assert d.x_train.shape == (30, 3072)

@@ -113,6 +113,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
     })
 
     def find_class(self, module: str, name: str):  # type: ignore[override]
