@@ -106,7 +106,7 @@ class SweepSettings:
             if len(set(self.seeds)) != len(self.seeds):
                 raise ConfigError(f"SweepSettings.seeds = {list(self.seeds)}: seeds repeat")
         if not self.metric:
-            raise ConfigError("SweepSettings.metric: must name a training metric")
+            raise ConfigError("SweepSettings.metric: must name a metric the runs report (e.g. test_accuracy)")
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ class Axis:
         """One random value (choice among ``values``, or a draw from ``distribution``)."""
         if self.values is not None:
             return self.values[int(rng.integers(len(self.values)))]
-        kind, lo, hi = self.distribution  # type: ignore[misc]
+        assert self.distribution is not None, "an axis has values or a distribution"
+        kind, lo, hi = self.distribution
         if kind == "uniform":
             return float(rng.uniform(lo, hi))
         if kind == "loguniform":
@@ -141,10 +142,9 @@ class SweepSpec:
 
     @property
     def axis_names(self) -> list[str]:
-        """Swept settings, in spec order, ``seed`` last when seeds are swept."""
+        """Swept settings in spec order, without ``seed`` (the table has its own seed column)."""
         names = [a.name for a in self.axes] if self.settings.mode != "list" else _point_keys(self.points)
-        names = [n for n in names if n != "seed"]
-        return names
+        return [n for n in names if n != "seed"]
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,12 @@ def _point_keys(points: tuple[dict[str, Any], ...]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- parsing
-def _flatten(table: Mapping[str, Any], where: str, *, leaf: Callable[[Any], bool]) -> dict[str, Any]:
+def _flatten(table: Mapping[str, Any], *, leaf: Callable[[Any], bool]) -> dict[str, Any]:
     """Flatten TOML's nested tables (``tile.device.x = ...`` unquoted) into dotted keys."""
     out: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, Mapping) and not leaf(value):
-            for sub, v in _flatten(value, where, leaf=leaf).items():
+            for sub, v in _flatten(value, leaf=leaf).items():
                 out[f"{key}.{sub}"] = v
         else:
             out[str(key)] = value
@@ -257,7 +257,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str | Path | None = None) -> 
     runs_raw = data.get("runs", [])
     if not isinstance(axes_raw, Mapping):
         raise ConfigError(f"axes = {axes_raw!r}: expected a table of dotted setting names")
-    flat_axes = _flatten(axes_raw, "axes", leaf=_is_distribution)
+    flat_axes = _flatten(axes_raw, leaf=_is_distribution)
     axes = tuple(_parse_axis(name, raw, settings.mode) for name, raw in flat_axes.items())
 
     points: tuple[dict[str, Any], ...] = ()
@@ -271,7 +271,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str | Path | None = None) -> 
         for i, run in enumerate(runs_raw):
             if not isinstance(run, Mapping) or not run:
                 raise ConfigError(f"runs[{i}] = {run!r}: expected a non-empty table of settings")
-            parsed.append(_flatten(run, f"runs[{i}]", leaf=lambda _v: False))
+            parsed.append(_flatten(run, leaf=lambda _v: False))
         points = tuple(parsed)
     else:
         if runs_raw:
