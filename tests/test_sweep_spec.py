@@ -161,3 +161,15 @@ def test_load_spec_names_file_and_reads_base_file(tmp_path):
     with pytest.raises(ConfigError, match=r"bad2.toml: axes.noise: empty axis"):
         load_spec(tmp_path / "bad2.toml")
     assert not math.isnan(runs[0].config.noise)
+
+
+def test_base_overrides_apply_before_the_axes():
+    from dataclasses import replace
+
+    spec = parse_spec({"base": {"levels": 4}, "axes": {"noise": [0.1, 0.2]}})
+    plain = plan_runs(spec, TOY)
+    runs = plan_runs(replace(spec, base_overrides={"levels": 8, "inner.gain": 3.0}), TOY)
+    assert [(r.config.levels, r.config.inner.gain, r.config.noise) for r in runs] == [(8, 3.0, 0.1), (8, 3.0, 0.2)]
+    assert not {r.run_id for r in runs} & {r.run_id for r in plain}
+    with pytest.raises(ConfigError, match=r"base overrides \{'levles': 8\}: unknown setting 'levles'"):
+        plan_runs(replace(spec, base_overrides={"levles": 8}), TOY)

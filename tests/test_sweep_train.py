@@ -143,6 +143,10 @@ def test_cli_check_and_errors(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "valid; 8 runs (grid over optim.lr, tile.mapping.levels)" in out
     assert out.count("[to run]") == 8
+    assert main(["sweep", str(spec), "--check", "--set", "optim.epochs=2", "--set", "tile.forward.out_bits=6"]) == 0
+    assert "valid; 8 runs" in capsys.readouterr().out
+    assert main(["sweep", str(spec), "--check", "--set", "optim.epochz=2"]) == 2
+    assert "unknown setting 'optim.epochz'" in capsys.readouterr().err
     spec.write_text("[axes]\n\"optim.lr\" = []\n")
     assert main(["sweep", str(spec), "--check"]) == 2
     err = capsys.readouterr().err

@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="use an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (workers need analogdecor "
                         "installed and OUT on a shared file system)")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override of the base config for every run, e.g. optim.epochs=1 or "
+                        "tile.forward.out_bits=6 (changes the run ids)")  # fmt: skip
     p.add_argument("--max-runs", type=int, help="run at most this many pending runs now, leave the rest")
     p.add_argument("--check", action="store_true", help="validate the spec, list the runs, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -50,6 +53,12 @@ def run(args: Any) -> int:
     if args.max_runs is not None and args.max_runs < 0:
         raise ConfigError(f"--max-runs {args.max_runs}: must be >= 0")
     spec = load_spec(args.spec)
+    if args.set:
+        from dataclasses import replace
+
+        from analogdecor.cli.train import _pairs
+
+        spec = replace(spec, base_overrides=_pairs(args.set, "--set"))
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / Path(args.spec).stem
     if args.check:
         planned = plan_runs(spec)

@@ -139,6 +139,8 @@ class SweepSpec:
     axes: tuple[Axis, ...] = ()
     points: tuple[dict[str, Any], ...] = ()
     source: Path | None = None
+    base_overrides: dict[str, Any] = field(default_factory=dict)
+    """Dotted overrides applied to the base config before the axes (``analogdecor sweep --set``)."""
 
     @property
     def axis_names(self) -> list[str]:
@@ -419,6 +421,8 @@ def plan_runs(spec: SweepSpec, target: Any | None = None) -> list[PlannedRun]:
         base = target.base_config(spec.base)
     except ConfigError as exc:
         raise ConfigError(f"base: {exc}") from None
+    if spec.base_overrides:
+        base = _build(target, base, spec.base_overrides, f"base overrides {spec.base_overrides}")
     runs: list[PlannedRun] = []
     seen: dict[str, dict[str, Any]] = {}
     for i, point in enumerate(_expand_points(spec)):
