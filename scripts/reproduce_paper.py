@@ -162,6 +162,7 @@ def plot(path: Path, groups: dict[tuple, list[dict]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = sorted({(b, rule, lr) for (b, rule, lr, _) in groups})
     cols = min(5, len(panels))
@@ -173,7 +174,11 @@ def plot(path: Path, groups: dict[tuple, list[dict]]) -> None:
                 curve = np.asarray(r["train_loss_curve"], dtype=float)
                 ax.plot(np.arange(1, len(curve) + 1), curve, color=color, alpha=0.7,
                         label=("decorrelated" if decor else "plain") if k == 0 else None)  # fmt: skip
-        ax.set_title(f"{rule.upper()} lr {lr:g} ({b})", fontsize=9)
+        off = [("decorrelated" if d else "plain") for d in (False, True)
+               if any(np.nanmax(r["train_loss_curve"]) > 2.5 for r in groups.get((b, rule, lr, d), []))]  # fmt: skip
+        note = f"\n({', '.join(off)} off scale: loss > 2.5)" if off else ""
+        ax.set_title(f"{rule.upper()} lr {lr:g} ({b}){note}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("train loss")
         ax.set_ylim(0, 2.5)
