@@ -144,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
     m = result.metrics
     print(
         f"{result.status}: test accuracy {m['test_accuracy'][-1]:.4f}, test loss {m['test_loss'][-1]:.4f} "
-        f"after {len(m['epoch'])} epochs ({result.info['wall_time_s']:.1f} s); run directory {out}"
+        f"after {len(m['epoch'])} epochs ({result.info['wall_time_s']:.2f} s of training); run directory {out}"
     )
     return 0 if result.status == "finished" else 1

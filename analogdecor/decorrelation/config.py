@@ -47,9 +47,12 @@ class DecorrelationConfig:
     """Store R on its own crossbar tile of the run's backend (float backend: a float tile).
     The rule is then a pulsed outer-product update (input z, error R z) and the gain g is a
     digital output scale of the tile, so no device is reprogrammed for it."""
-    tile_init_scale: float = 0.5
+    tile_init_scale: float = 0.9
     """on_tile only: the tile starts at tile_init_scale * I and the digital scale at
-    1 / tile_init_scale, so the diagonal sits inside the devices' weight range."""
+    1 / tile_init_scale. Large values matter: each output of an R tile carries little more
+    than one input, so its read's signal-to-noise ratio grows with the diagonal (0.9 against
+    0.5: decorrelated NP on a GokmenVlasov R tile 0.76 against 0.51 on digits); devices whose
+    own bound lies below it are clipped to that bound."""
 
     def __post_init__(self) -> None:
         check_choice(self, "rule", DECOR_RULES)
