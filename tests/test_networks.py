@@ -155,3 +155,27 @@ def test_numba_backend_runs_the_same_model_definition():
     x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
     np.testing.assert_allclose(num.forward(x), flt.forward(x), rtol=1e-6, atol=1e-6)
     assert [type(t).__name__ for _, t in num.analog_layers()] == ["Tile", "Tile"]
+
+
+def test_every_device_preset_runs_a_training_step_of_the_same_model():
+    pytest.importorskip("analogdecor.crossbar.tile")
+    from analogdecor.devices.registry import list_presets, load_preset
+    from analogdecor.learning import SGD, AnalogUpdater, apply_updates, compute_signals, decorrelation_step
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 6), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    names = list_presets()
+    assert len(names) >= 9
+    for name in names:
+        dcfg = DecorrelationConfig(enabled=True, on_tile=True)
+        net = MLP.build([6, 5, 3], backend="numba", tile_config=load_preset(name), decorrelation=dcfg,
+                        weight_scaling=0.6, seed=1)  # fmt: skip
+        before = net.layers[0].tile.read_weights()
+        res = compute_signals("bp", net, x, y, {})
+        apply_updates(net, res, SGD(0.5), analog_lr=0.5, updater=AnalogUpdater("mixed"))
+        decorrelation_step(net, res)
+        out = net.forward(x)
+        assert out.shape == (8, 3), name
+        assert np.all(np.isfinite(out)), name
+        assert not np.array_equal(net.layers[0].tile.read_weights(), before), name
