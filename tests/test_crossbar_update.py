@@ -324,3 +324,31 @@ def test_parallel_and_serial_update_kernels_agree(monkeypatch):
         tile.update(x, d, 0.05)
         out.append(tile.read_weights())
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_serial_and_parallel_builds_of_one_body_are_cached_apart(tmp_path):
+    """numba keys its disk cache by name and bytecode, not by ``parallel``: njit_parallel must rename its copy.
+
+    Otherwise the serial driver of a kernel may load the parallel build from the
+    cache (or the reverse), silently changing how many threads it uses.
+    """
+    (tmp_path / "kern.py").write_text(textwrap.dedent(
+        """
+        import numpy as np
+        from analogdecor._numba import njit, njit_parallel
+        from numba import prange
+
+        def body(a):
+            s = 0.0
+            for i in prange(a.shape[0]):
+                s += a[i]
+            return s
+
+        serial, parallel = njit(body), njit_parallel(body)
+        assert serial(np.ones(5)) == parallel(np.ones(5)) == 5.0
+        """
+    ))  # fmt: skip
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", "import kern"], check=True, env=env, timeout=300, cwd=tmp_path)
+    index = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").rglob("*.nbi"))
+    assert index == ["kern.body", "kern.body__parallel"]
