@@ -254,18 +254,17 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
     man = ref_management(x, d, lr, ref_granularity(dev), upd.desired_bl, upd.update_management,
                          upd.update_bl_management)  # fmt: skip
     deterministic = upd.pulse_type == "deterministic"
-    # x-line bit streams: one stream per sample
-    fired = []
+    # x-line bit streams: one stream per sample; columns in order, a column's slots in order
+    fired = []  # fired[n][j] = set of slots in which line j fired
     for n, (bl, sx, _) in enumerate(man):
         st = RefStream(seed_x, n)
-        slots = []
-        for _t in range(bl if not deterministic else 0):
-            on = []
-            for j in range(n_in):
-                p = min(sx * abs(float(x[n, j])), 1.0)
-                if p > 0 and st.uniform() < p:
-                    on.append(j)
-            slots.append(on)
+        slots = [set() for _ in range(n_in)]
+        for j in range(n_in if not deterministic else 0):
+            p = min(sx * abs(float(x[n, j])), 1.0)
+            if p > 0:
+                for t in range(bl):
+                    if st.uniform() < p:
+                        slots[j].add(t)
         fired.append(slots)
     p_of = {k: np.asarray(v, np.float64) for k, v in arrays.as_dict().items()}
     sgn_lr = 1.0 if lr > 0 else -1.0
@@ -281,19 +280,14 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
                 continue
             count = [0] * n_in
             if deterministic:
-                order = list(range(n_in))
                 for j in range(n_in):
                     p_x = min(sx * abs(float(x[n, j])), 1.0)
                     count[j] = int(np.rint(bl * p_x * p_d))
             else:
-                order = []  # devices in the order they first got a pulse
-                for t in range(bl):
-                    if st.uniform() < p_d:
-                        for j in fired[n][t]:
-                            if count[j] == 0:
-                                order.append(j)
-                            count[j] += 1
-            for j in order:
+                d_slots = {t for t in range(bl) if st.uniform() < p_d}
+                for j in range(n_in):  # coincidences: slots where both lines fired
+                    count[j] = len(fired[n][j] & d_slots)
+            for j in range(n_in):  # devices in ascending column order
                 if count[j] == 0 or arrays.fault[i, j] != 0:
                     continue
                 up = sgn_lr * (1.0 if di > 0 else -1.0) * (1.0 if float(x[n, j]) > 0 else -1.0) < 0

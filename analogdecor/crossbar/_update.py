@@ -22,10 +22,18 @@ fresh cycle noise, then clips it to the device's own bounds. After a device's
 pulses of one sample, its weight is snapped to the conductance levels (if any)
 and its apparent (read) weight gets fresh write noise (if any).
 
-Kernels: ``draw_x_lines`` draws the x-line bit streams (shared by all rows; one
-stream per sample), ``pulse_rows`` runs the rows (in parallel for large updates;
+Bit streams are bit masks: slot t of a line is bit t of its mask (words of 64
+slots, as many as the longest train needs), so the coincidences of device
+(i, j) are ``popcount(mask_x_j & mask_d_i)`` and only the x lines that fired at
+least once are visited (aihwkit's compressed stochastic pulses work the same way).
+
+Kernels: ``management_kernel`` computes BL and the probability scales of every
+sample; ``draw_x_lines`` draws the x-line masks (shared by all rows; one stream
+per sample, columns in ascending order, a column's slots in order) and lists the
+columns that fired; ``pulse_rows`` runs the rows (in parallel for large updates;
 one stream per row: the d-line bits of row i and its devices' cycle noise),
-samples in order within a row. Results do not depend on the thread count.
+samples in order within a row, devices in ascending column order. Results do
+not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -41,13 +49,72 @@ from analogdecor.crossbar._rng import normal, stream, uniform
 
 CONSTANT, LINEAR, EXP, POW = 1, 2, 3, 4
 
+_ZERO, _ONE = np.uint64(0), np.uint64(1)
+_S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
+_M55 = np.uint64(0x5555555555555555)
+_M33 = np.uint64(0x3333333333333333)
+_M0F = np.uint64(0x0F0F0F0F0F0F0F0F)
+_M01 = np.uint64(0x0101010101010101)
+
+
+@njit(inline="always")
+def popcount(v):
+    """Number of set bits of the uint64 ``v`` (SWAR; LLVM turns it into one instruction where it can)."""
+    v = v - ((v >> _S1) & _M55)
+    v = (v & _M33) + ((v >> _S2) & _M33)
+    v = (v + (v >> _S4)) & _M0F
+    return np.int64((v * _M01) >> _S56)
+
+
+@njit
+def management_kernel(x, d, alr, dw_min, desired_bl, update_management, bl_management, bl, scale_x, scale_d):
+    """Fill ``bl``, ``scale_x``, ``scale_d`` (B,) for every sample (see :func:`pulse_management`).
+
+    Returns -1, or the first sample whose k = alr max|x| max|d| / dw_min is not
+    finite (nothing is defined for it; the caller raises).
+    """
+    n_samples, n_in = x.shape
+    n_out = d.shape[1]
+    for n in range(n_samples):
+        bl[n] = 0
+        scale_x[n] = 0.0
+        scale_d[n] = 0.0
+        xmax = 0.0
+        for j in range(n_in):
+            t = abs(np.float64(x[n, j]))
+            if t > xmax:
+                xmax = t
+        dmax = 0.0
+        for i in range(n_out):
+            t = abs(np.float64(d[n, i]))
+            if t > dmax:
+                dmax = t
+        if xmax == 0.0 or dmax == 0.0 or alr == 0.0:
+            continue
+        k = alr * xmax * dmax / dw_min
+        if not math.isfinite(k):
+            return n
+        length = desired_bl
+        if bl_management and k < desired_bl:
+            length = max(np.int64(math.ceil(k)), 1)
+        dm = dmax * length / k if k > length else dmax
+        a = math.sqrt(alr / (dw_min * length))
+        b = a
+        if update_management:
+            a *= math.sqrt(xmax / dm)
+            b *= math.sqrt(dm / xmax)
+        bl[n] = length
+        scale_x[n] = b
+        scale_d[n] = a
+    return -1
+
 
 def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_management):
     """Per-sample pulse-train length and line probabilities' scale factors.
 
     Parameters
     ----------
-    x, d : (B, in), (B, out) float arrays.
+    x, d : (B, in), (B, out) float32 arrays (C-contiguous, finite).
     lr : float (may be negative).
     dw_min : float, the weight granularity g (``DeviceConfig.weight_granularity``).
 
@@ -55,49 +122,88 @@ def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_managem
     -------
     bl : (B,) int64 pulse-train length (0 where nothing happens),
     scale_x, scale_d : (B,) float64, so that p_x = min(scale_x |x|, 1), p_d = min(scale_d |d|, 1).
+
+    Raises
+    ------
+    ValueError
+        If lr max|x| max|d| / dw_min overflows for some sample.
     """
-    xmax = np.abs(x).max(axis=1).astype(np.float64) if x.shape[1] else np.zeros(x.shape[0])
-    dmax = np.abs(d).max(axis=1).astype(np.float64) if d.shape[1] else np.zeros(d.shape[0])
+    n_samples = x.shape[0]
+    bl = np.zeros(n_samples, np.int64)
+    scale_x = np.zeros(n_samples)
+    scale_d = np.zeros(n_samples)
     alr = abs(float(lr))
-    active = (xmax > 0) & (dmax > 0) & (alr > 0)
-    bl = np.zeros(x.shape[0], np.int64)
-    scale_x = np.zeros(x.shape[0])
-    scale_d = np.zeros(x.shape[0])
-    for n in np.flatnonzero(active):
-        k = alr * float(xmax[n]) * float(dmax[n]) / dw_min  # Python floats: overflow gives inf, checked here
-        if not math.isfinite(k):
-            raise ValueError(
-                f"sample {n}: lr * max|x| * max|d| / dw_min overflows ({alr!r} * {xmax[n]!r} * {dmax[n]!r} / "
-                f"{dw_min!r}); reduce lr or the inputs"
-            )
-        length = min(math.ceil(k), desired_bl) if bl_management else desired_bl
-        length = max(length, 1)
-        dm = dmax[n] * length / k if k > length else dmax[n]
-        a = b = math.sqrt(alr / (dw_min * length))
-        if update_management:
-            a *= math.sqrt(xmax[n] / dm)
-            b *= math.sqrt(dm / xmax[n])
-        bl[n] = length
-        scale_x[n] = b
-        scale_d[n] = a
+    bad = management_kernel(x, d, alr, float(dw_min), int(desired_bl), bool(update_management),
+                            bool(bl_management), bl, scale_x, scale_d)  # fmt: skip
+    if bad >= 0:
+        xmax, dmax = float(np.abs(x[bad]).max()), float(np.abs(d[bad]).max())
+        raise ValueError(
+            f"sample {bad}: lr * max|x| * max|d| / dw_min overflows ({alr!r} * {xmax!r} * {dmax!r} / "
+            f"{dw_min!r}); reduce lr or the inputs"
+        )
     return bl, scale_x, scale_d
 
 
-def _x_lines_body(x, bl, scale_x, seed, xidx, xcnt):
-    """Bit streams of the x lines: for sample n and slot t, the fired columns xidx[n, t, :xcnt[n, t]]."""
+def n_mask_words(max_bl: int) -> int:
+    """64-bit words per line mask for pulse trains of up to ``max_bl`` slots."""
+    return max(1, (int(max_bl) + 63) // 64)
+
+
+class MaskBuffers:
+    """Scratch arrays of :func:`draw_x_lines`, kept by a tile between updates (no page faults per update).
+
+    ``get(n_samples, n_in, n_words)`` returns C-contiguous (fcol, fmask, nfired)
+    with at least ``n_samples`` rows, reallocated only when the sizes grow or the
+    word count changes.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def get(self, n_samples: int, n_in: int, n_words: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = self._arrays
+        if a is None or a[0].shape[0] < n_samples or a[0].shape[1] != n_in or a[1].shape[2] != n_words:
+            a = (np.empty((n_samples, n_in), np.int32), np.empty((n_samples, n_in, n_words), np.uint64),
+                 np.empty(n_samples, np.int32))  # fmt: skip
+            self._arrays = a
+        return a[0][:n_samples], a[1][:n_samples], a[2][:n_samples]
+
+
+def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
+    """Bit masks of the x lines of each sample: the k-th column that fired in sample n is
+    ``fcol[n, k]`` (ascending), its slots the bits of ``fmask[n, k, :]``; ``nfired[n]`` columns fired.
+
+    Stream n draws one uniform per slot of each column with p_x > 0, columns
+    in ascending order, the slots of a column in order. ``fcol[n]`` first holds
+    the columns with p_x > 0 (a branch-free pass), then those that fired.
+    """
     n_samples, n_in = x.shape
+    n_words = fmask.shape[2]
     for n in prange(n_samples):
-        st = stream(seed, n)
-        for t in range(bl[n]):
-            c = 0
-            for j in range(n_in):
-                p = min(scale_x[n] * abs(np.float64(x[n, j])), 1.0)
-                if p > 0.0:
-                    u, st = uniform(st)
-                    if u < p:
-                        xidx[n, t, c] = j
-                        c += 1
-            xcnt[n, t] = c
+        n_slots = bl[n]
+        c = 0
+        if n_slots > 0:
+            sx = scale_x[n]
+            n_lit = 0
+            for j in range(n_in):  # columns with p_x > 0, without a branch per column
+                fcol[n, n_lit] = j
+                n_lit += sx * abs(np.float64(x[n, j])) > 0.0
+            st = stream(seed, n)
+            for k in range(n_lit):
+                j = fcol[n, k]
+                p = min(sx * abs(np.float64(x[n, j])), 1.0)
+                fired = _ZERO
+                for wd in range(n_words):
+                    m = _ZERO
+                    for t in range(min(n_slots - wd * 64, 64)):
+                        u, st = uniform(st)
+                        m |= np.uint64(u < p) << np.uint64(t)
+                    fmask[n, c, wd] = m
+                    fired |= m
+                if fired != _ZERO:
+                    fcol[n, c] = j  # c <= k: overwrites only columns already visited
+                    c += 1
+        nfired[n] = c
 
 
 @njit(inline="always")
@@ -157,102 +263,117 @@ def snap_to_levels(w, level_step, bmin, bmax):
     return q
 
 
-def _pulse_rows_body(w, w_read, pair, w_plus, w_minus, lo_plus, lo_minus,
-                x, d, lr_sign, bl, scale_x, scale_d, deterministic, xidx, xcnt, seed,
-                model, scale_up, scale_down, slope_up, slope_down, b_min, b_max, fault,
-                std, mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down,
-                std_add, std_slope, write_noise, level_step):  # fmt: skip
-    """Apply the batch's pulses row by row (parallel over rows, samples in order within a row).
+def _make_pulse_rows(model, pair, deterministic):
+    """The row kernel's body for one device family, pair mode and pulse type (compile-time constants).
 
-    ``w`` and ``w_read`` (out, in) float32 are updated in place. ``write_noise``
-    is the absolute std of the apparent-weight noise (write_noise_std dw_min).
-    Per sample, each device's pulses (its coincidences over the slots) are applied
-    one after the other; devices are visited in the order they first got a pulse
-    (slot by slot, columns ascending within a slot) in stochastic mode, in column
-    order in deterministic mode. Devices do not interact, so the order only
-    fixes which random numbers each device draws.
-    With ``pair``, each weight is a one-sided pair (``w_plus``, ``w_minus``, lower
-    bounds ``lo_plus``, ``lo_minus``; upper bounds ``b_max`` and ``-b_min``): an
-    up pulse goes to G+, a down pulse to G- (as an up pulse on its own response,
-    ``scale_down``/``slope_down``), and ``w = w_plus - w_minus``.
+    Each combination is compiled (and cached) on its own, so the inner loop has
+    no branches on the family or the mode; see :func:`pulse_rows`.
     """
-    n_out, n_in = w.shape
-    n_samples = x.shape[0]
-    for i in prange(n_out):
-        st = stream(seed, i)
-        count = np.zeros(n_in, np.int64)
-        touched = np.empty(n_in, np.int64)
-        for n in range(n_samples):
-            if bl[n] == 0:
-                continue
-            di = np.float64(d[n, i])
-            p_d = min(scale_d[n] * abs(di), 1.0)
-            if p_d == 0.0:
-                continue
-            if deterministic:
-                for j in range(n_in):
-                    p_x = min(scale_x[n] * abs(np.float64(x[n, j])), 1.0)
-                    count[j] = np.int64(np.rint(bl[n] * p_x * p_d))
-                n_visit, scan = n_in, True
-            else:
-                n_touched = 0
-                for t in range(bl[n]):
-                    u, st = uniform(st)
-                    if u < p_d:
-                        for c in range(xcnt[n, t]):
-                            j = xidx[n, t, c]
-                            if count[j] == 0:
-                                touched[n_touched] = j
-                                n_touched += 1
-                            count[j] += 1
-                n_visit, scan = n_touched, False  # devices in the order they first got a pulse
-            sd_sign = lr_sign * (1.0 if di > 0 else -1.0)
-            for jj in range(n_visit):
-                j = jj if scan else touched[jj]
-                cnt = count[j]
-                if cnt == 0:
+
+    def _pulse_rows(w, w_read, w_plus, w_minus, lo_plus, lo_minus, x, d, lr_sign, bl, scale_x, scale_d,
+                    fcol, fmask, nfired, seed, scale_up, scale_down, slope_up, slope_down, b_min, b_max, fault,
+                    std, mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
+                    std_slope, write_noise, level_step):  # fmt: skip
+        """Apply the batch's pulses row by row (parallel over rows, samples in order within a row).
+
+        ``w`` and ``w_read`` (out, in) float32 are updated in place. ``write_noise``
+        is the absolute std of the apparent-weight noise (write_noise_std dw_min).
+        Per sample, row i draws its d-line mask (one uniform per slot, only when
+        p_d > 0), then visits the x lines that fired (``fcol``/``fmask``/``nfired``
+        of :func:`draw_x_lines`; all columns in deterministic mode) in ascending
+        order; each device's pulses (popcount of the two masks) are applied one
+        after the other. Devices do not interact, so the order only fixes which
+        random numbers each device draws.
+        With ``pair``, each weight is a one-sided pair (``w_plus``, ``w_minus``, lower
+        bounds ``lo_plus``, ``lo_minus``; upper bounds ``b_max`` and ``-b_min``): an
+        up pulse goes to G+, a down pulse to G- (as an up pulse on its own response,
+        ``scale_down``/``slope_down``), and ``w = w_plus - w_minus``.
+        """
+        n_out, n_in = w.shape
+        n_samples = x.shape[0]
+        n_words = fmask.shape[2]
+        for i in prange(n_out):
+            st = stream(seed, i)
+            dmask = np.zeros(n_words, np.uint64)
+            for n in range(n_samples):
+                n_slots = bl[n]
+                if n_slots == 0:
                     continue
-                count[j] = 0
-                if fault[i, j] != 0:
+                di = np.float64(d[n, i])
+                p_d = min(scale_d[n] * abs(di), 1.0)
+                if p_d == 0.0:
                     continue
-                xj = np.float64(x[n, j])
-                up = sd_sign * (1.0 if xj > 0 else -1.0) < 0.0
-                if pair:
-                    if up:
-                        su, sl = np.float64(scale_up[i, j]), np.float64(slope_up[i, j])
-                        lo, hi, wt = np.float64(lo_plus[i, j]), np.float64(b_max[i, j]), np.float64(w_plus[i, j])
-                    else:
-                        su, sl = np.float64(scale_down[i, j]), np.float64(slope_down[i, j])
-                        lo, hi, wt = np.float64(lo_minus[i, j]), -np.float64(b_min[i, j]), np.float64(w_minus[i, j])
-                    wt, st = _apply_pulses(wt, cnt, True, model, su, su, sl, sl, lo, hi, std, mult_noise, es_a,
-                                           es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
-                                           std_slope, st)  # fmt: skip
-                    wt = snap_to_levels(wt, level_step, lo, hi)
-                    if up:
-                        w_plus[i, j] = wt
-                    else:
-                        w_minus[i, j] = wt
-                    wij = np.float64(w_plus[i, j]) - np.float64(w_minus[i, j])
+                if deterministic:
+                    n_visit = n_in
                 else:
-                    wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, np.float64(scale_up[i, j]),
-                                            np.float64(scale_down[i, j]), np.float64(slope_up[i, j]),
-                                            np.float64(slope_down[i, j]), np.float64(b_min[i, j]),
-                                            np.float64(b_max[i, j]), std, mult_noise, es_a, es_b, es_gamma_up,
-                                            es_gamma_down, es_A_up, es_A_down, std_add, std_slope, st)  # fmt: skip
-                    wij = snap_to_levels(wij, level_step, np.float64(b_min[i, j]), np.float64(b_max[i, j]))
-                w[i, j] = wij
-                if write_noise > 0.0:
-                    z, st = normal(st)
-                    w_read[i, j] = wij + write_noise * z
-                else:
-                    w_read[i, j] = wij
+                    fired = _ZERO
+                    for wd in range(n_words):
+                        m = _ZERO
+                        for t in range(min(n_slots - wd * 64, 64)):
+                            u, st = uniform(st)
+                            if u < p_d:
+                                m |= _ONE << np.uint64(t)
+                        dmask[wd] = m
+                        fired |= m
+                    if fired == _ZERO:
+                        continue
+                    n_visit = nfired[n]
+                sd_sign = lr_sign * (1.0 if di > 0 else -1.0)
+                for k in range(n_visit):
+                    if deterministic:
+                        j = k
+                        p_x = min(scale_x[n] * abs(np.float64(x[n, j])), 1.0)
+                        cnt = np.int64(np.rint(n_slots * p_x * p_d))
+                    else:
+                        j = fcol[n, k]
+                        cnt = popcount(fmask[n, k, 0] & dmask[0])
+                        for wd in range(1, n_words):
+                            cnt += popcount(fmask[n, k, wd] & dmask[wd])
+                    if cnt == 0 or fault[i, j] != 0:
+                        continue
+                    up = sd_sign * (1.0 if x[n, j] > 0 else -1.0) < 0.0
+                    if pair:
+                        if up:
+                            su, sl = np.float64(scale_up[i, j]), np.float64(slope_up[i, j])
+                            lo, hi, wt = np.float64(lo_plus[i, j]), np.float64(b_max[i, j]), np.float64(w_plus[i, j])
+                        else:
+                            su, sl = np.float64(scale_down[i, j]), np.float64(slope_down[i, j])
+                            lo, hi = np.float64(lo_minus[i, j]), -np.float64(b_min[i, j])
+                            wt = np.float64(w_minus[i, j])
+                        wt, st = _apply_pulses(wt, cnt, True, model, su, su, sl, sl, lo, hi, std, mult_noise, es_a,
+                                               es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
+                                               std_slope, st)  # fmt: skip
+                        wt = snap_to_levels(wt, level_step, lo, hi)
+                        if up:
+                            w_plus[i, j] = wt
+                        else:
+                            w_minus[i, j] = wt
+                        wij = np.float64(w_plus[i, j]) - np.float64(w_minus[i, j])
+                    else:
+                        lo, hi = np.float64(b_min[i, j]), np.float64(b_max[i, j])
+                        if up:
+                            su, sl = np.float64(scale_up[i, j]), np.float64(slope_up[i, j])
+                        else:
+                            su, sl = np.float64(scale_down[i, j]), np.float64(slope_down[i, j])
+                        wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, su, su, sl, sl, lo, hi, std,
+                                                mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up,
+                                                es_A_down, std_add, std_slope, st)  # fmt: skip
+                        wij = snap_to_levels(wij, level_step, lo, hi)
+                    w[i, j] = wij
+                    if write_noise > 0.0:
+                        z, st = normal(st)
+                        w_read[i, j] = wij + write_noise * z
+                    else:
+                        w_read[i, j] = wij
+
+    return _pulse_rows
 
 
-# Each driver is compiled serial and parallel from one body. Parallel regions pay only for large
+# Each kernel is compiled serial and parallel from one body. Parallel regions pay only for large
 # updates: below that, thread hand-off costs more than the work, and idle OpenMP threads that spin
 # after a region steal the cores BLAS needs next (10-20x slower training steps on a busy 2-core box).
 _x_lines_serial, _x_lines_parallel = njit(_x_lines_body), njit_parallel(_x_lines_body)
-_pulse_rows_serial, _pulse_rows_parallel = njit(_pulse_rows_body), njit_parallel(_pulse_rows_body)
+_ROW_KERNELS: dict[tuple[int, bool, bool, bool], object] = {}
 PARALLEL_MIN_WORK = 1 << 26
 """Updates with batch * out * in below this run the serial kernels."""
 
@@ -261,11 +382,21 @@ def _parallel(work: int) -> bool:
     return work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1
 
 
-def draw_x_lines(x, bl, scale_x, seed, xidx, xcnt, work: int) -> None:
-    """Bit streams of the x lines (see ``_x_lines_body``), serial or parallel by ``work``."""
-    (_x_lines_parallel if _parallel(work) else _x_lines_serial)(x, bl, scale_x, seed, xidx, xcnt)
+def draw_x_lines(x, bl, scale_x, seed, fcol, fmask, nfired, work: int) -> None:
+    """Bit masks of the x lines (see ``_x_lines_body``), serial or parallel by ``work``."""
+    (_x_lines_parallel if _parallel(work) else _x_lines_serial)(x, bl, scale_x, seed, fcol, fmask, nfired)
 
 
-def pulse_rows(*args, work: int) -> None:
-    """Apply the pulses (see ``_pulse_rows_body`` for the arguments), serial or parallel by ``work``."""
-    (_pulse_rows_parallel if _parallel(work) else _pulse_rows_serial)(*args)
+def row_kernel(model: int, pair: bool, deterministic: bool, parallel: bool):
+    """The compiled row kernel (see ``_make_pulse_rows``) of one combination, built on first use."""
+    key = (int(model), bool(pair), bool(deterministic), bool(parallel))
+    kernel = _ROW_KERNELS.get(key)
+    if kernel is None:
+        body = _make_pulse_rows(*key[:3])
+        kernel = _ROW_KERNELS[key] = (njit_parallel if parallel else njit)(body)
+    return kernel
+
+
+def pulse_rows(model: int, pair: bool, deterministic: bool, *args, work: int) -> None:
+    """Apply the pulses (``args`` as in ``_make_pulse_rows``), serial or parallel by ``work``."""
+    row_kernel(model, pair, deterministic, _parallel(work))(*args)

@@ -34,6 +34,7 @@ from analogdecor.errors import ConfigError, ShapeError
 __all__ = ["Tile"]
 
 _DUMMY = np.zeros((1, 1), np.float32)  # stands in for the pair arrays of ordinary tiles
+_NO_MASKS = (np.zeros((1, 1), np.int32), np.zeros((1, 1, 1), np.uint64), np.zeros(1, np.int32))  # deterministic
 
 
 def _check_size(name: str, value: int) -> int:
@@ -162,6 +163,7 @@ class Tile:
         else:
             self._w = self._snap(w0)
         self._w_read = self._w.copy()
+        self._masks = _update.MaskBuffers()
 
     # ------------------------------------------------------------------ reads
     def forward(self, x) -> np.ndarray:
@@ -221,23 +223,21 @@ class Tile:
             return
         deterministic = cfg.update.pulse_type == "deterministic"
         seeds = self._rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
-        max_bl = int(bl.max())
         work = x.shape[0] * self.out_size * self.in_size
         if deterministic:
-            xidx = np.zeros((1, 1, 1), np.int32)
-            xcnt = np.zeros((1, 1), np.int32)
+            fcol, fmask, nfired = _NO_MASKS
         else:
-            xidx = np.empty((x.shape[0], max_bl, self.in_size), np.int32)
-            xcnt = np.zeros((x.shape[0], max_bl), np.int32)
-            _update.draw_x_lines(x, bl, scale_x, seeds[0], xidx, xcnt, work=work)
+            fcol, fmask, nfired = self._masks.get(x.shape[0], self.in_size, _update.n_mask_words(bl.max()))
+            _update.draw_x_lines(x, bl, scale_x, seeds[0], fcol, fmask, nfired, work=work)
         a = self._dev
         if self._pair is not None:
-            pair_args = (True, self._wp, self._wm, self._pair.lo_plus, self._pair.lo_minus)
+            pair_args = (self._wp, self._wm, self._pair.lo_plus, self._pair.lo_minus)
         else:
-            pair_args = (False, _DUMMY, _DUMMY, _DUMMY, _DUMMY)
+            pair_args = (_DUMMY, _DUMMY, _DUMMY, _DUMMY)
         _update.pulse_rows(
-            self._w, self._w_read, *pair_args, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d, deterministic,
-            xidx, xcnt, seeds[1], MODEL_CODES[dev.model], a.scale_up, a.scale_down, a.shape_up, a.shape_down,
+            MODEL_CODES[dev.model], self._pair is not None, deterministic,
+            self._w, self._w_read, *pair_args, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d,
+            fcol, fmask, nfired, seeds[1], a.scale_up, a.scale_down, a.shape_up, a.shape_down,
             a.b_min, a.b_max, a.fault, float(dev.dw_min_std), bool(dev.mult_noise),
             float(dev.a), float(dev.b), float(dev.gamma_up), float(dev.gamma_down), float(dev.A_up),
             float(dev.A_down), float(dev.dw_min_std_add), float(dev.dw_min_std_slope),
