@@ -67,42 +67,33 @@ def popcount(v):
 
 
 @njit
-def management_kernel(x, d, alr, dw_min, desired_bl, update_management, bl_management, bl, scale_x, scale_d):
-    """Fill ``bl``, ``scale_x``, ``scale_d`` (B,) for every sample (see :func:`pulse_management`).
+def management_kernel(xmax, dmax, alr, dw_min, desired_bl, update_management, bl_management, bl, scale_x, scale_d):
+    """Fill ``bl``, ``scale_x``, ``scale_d`` (B,) from each sample's max|x| and max|d| (see :func:`pulse_management`).
 
     Returns -1, or the first sample whose k = alr max|x| max|d| / dw_min is not
     finite (nothing is defined for it; the caller raises).
     """
-    n_samples, n_in = x.shape
-    n_out = d.shape[1]
-    for n in range(n_samples):
+    for n in range(xmax.shape[0]):
         bl[n] = 0
         scale_x[n] = 0.0
         scale_d[n] = 0.0
-        xmax = 0.0
-        for j in range(n_in):
-            t = abs(np.float64(x[n, j]))
-            if t > xmax:
-                xmax = t
-        dmax = 0.0
-        for i in range(n_out):
-            t = abs(np.float64(d[n, i]))
-            if t > dmax:
-                dmax = t
-        if xmax == 0.0 or dmax == 0.0 or alr == 0.0:
+        xm = np.float64(xmax[n])
+        dm = np.float64(dmax[n])
+        if xm == 0.0 or dm == 0.0 or alr == 0.0:
             continue
-        k = alr * xmax * dmax / dw_min
+        k = alr * xm * dm / dw_min
         if not math.isfinite(k):
             return n
         length = desired_bl
         if bl_management and k < desired_bl:
             length = max(np.int64(math.ceil(k)), 1)
-        dm = dmax * length / k if k > length else dmax
+        if k > length:
+            dm = dm * length / k
         a = math.sqrt(alr / (dw_min * length))
         b = a
         if update_management:
-            a *= math.sqrt(xmax / dm)
-            b *= math.sqrt(dm / xmax)
+            a *= math.sqrt(xm / dm)
+            b *= math.sqrt(dm / xm)
         bl[n] = length
         scale_x[n] = b
         scale_d[n] = a
@@ -114,7 +105,7 @@ def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_managem
 
     Parameters
     ----------
-    x, d : (B, in), (B, out) float32 arrays (C-contiguous, finite).
+    x, d : (B, in), (B, out) float32 arrays (finite).
     lr : float (may be negative).
     dw_min : float, the weight granularity g (``DeviceConfig.weight_granularity``).
 
@@ -129,17 +120,18 @@ def pulse_management(x, d, lr, dw_min, desired_bl, update_management, bl_managem
         If lr max|x| max|d| / dw_min overflows for some sample.
     """
     n_samples = x.shape[0]
-    bl = np.zeros(n_samples, np.int64)
-    scale_x = np.zeros(n_samples)
-    scale_d = np.zeros(n_samples)
+    xmax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(n_samples, x.dtype)
+    dmax = np.abs(d).max(axis=1) if d.shape[1] else np.zeros(n_samples, d.dtype)
+    bl = np.empty(n_samples, np.int64)
+    scale_x = np.empty(n_samples)
+    scale_d = np.empty(n_samples)
     alr = abs(float(lr))
-    bad = management_kernel(x, d, alr, float(dw_min), int(desired_bl), bool(update_management),
+    bad = management_kernel(xmax, dmax, alr, float(dw_min), int(desired_bl), bool(update_management),
                             bool(bl_management), bl, scale_x, scale_d)  # fmt: skip
     if bad >= 0:
-        xmax, dmax = float(np.abs(x[bad]).max()), float(np.abs(d[bad]).max())
         raise ValueError(
-            f"sample {bad}: lr * max|x| * max|d| / dw_min overflows ({alr!r} * {xmax!r} * {dmax!r} / "
-            f"{dw_min!r}); reduce lr or the inputs"
+            f"sample {bad}: lr * max|x| * max|d| / dw_min overflows ({alr!r} * {float(xmax[bad])!r} * "
+            f"{float(dmax[bad])!r} / {dw_min!r}); reduce lr or the inputs"
         )
     return bl, scale_x, scale_d
 
@@ -174,8 +166,11 @@ def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
     ``fcol[n, k]`` (ascending), its slots the bits of ``fmask[n, k, :]``; ``nfired[n]`` columns fired.
 
     Stream n draws one uniform per slot of each column with p_x > 0, columns
-    in ascending order, the slots of a column in order. ``fcol[n]`` first holds
-    the columns with p_x > 0 (a branch-free pass), then those that fired.
+    in ascending order, the slots of a column in order. The loops are written
+    without data-dependent branches (which inputs are zero and which lines fire
+    is random; mispredicted branches cost more than the draws): ``fcol[n]``
+    first lists the columns with p_x > 0, then is overwritten in place by those
+    that fired.
     """
     n_samples, n_in = x.shape
     n_words = fmask.shape[2]
@@ -185,7 +180,7 @@ def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
         if n_slots > 0:
             sx = scale_x[n]
             n_lit = 0
-            for j in range(n_in):  # columns with p_x > 0, without a branch per column
+            for j in range(n_in):
                 fcol[n, n_lit] = j
                 n_lit += sx * abs(np.float64(x[n, j])) > 0.0
             st = stream(seed, n)
@@ -198,11 +193,10 @@ def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
                     for t in range(min(n_slots - wd * 64, 64)):
                         u, st = uniform(st)
                         m |= np.uint64(u < p) << np.uint64(t)
-                    fmask[n, c, wd] = m
+                    fmask[n, c, wd] = m  # c <= k: only entries already read are overwritten
                     fired |= m
-                if fired != _ZERO:
-                    fcol[n, c] = j  # c <= k: overwrites only columns already visited
-                    c += 1
+                fcol[n, c] = j
+                c += fired != _ZERO
         nfired[n] = c
 
 
@@ -295,14 +289,16 @@ def _make_pulse_rows(model, pair, deterministic):
         for i in prange(n_out):
             st = stream(seed, i)
             dmask = np.zeros(n_words, np.uint64)
+            active = np.empty(n_samples, np.int64)  # samples with p_d > 0 on this row (no branch per sample)
+            n_active = 0
             for n in range(n_samples):
+                active[n_active] = n
+                n_active += (bl[n] > 0) & (scale_d[n] * abs(np.float64(d[n, i])) > 0.0)
+            for s in range(n_active):
+                n = active[s]
                 n_slots = bl[n]
-                if n_slots == 0:
-                    continue
                 di = np.float64(d[n, i])
                 p_d = min(scale_d[n] * abs(di), 1.0)
-                if p_d == 0.0:
-                    continue
                 if deterministic:
                     n_visit = n_in
                 else:
@@ -311,8 +307,7 @@ def _make_pulse_rows(model, pair, deterministic):
                         m = _ZERO
                         for t in range(min(n_slots - wd * 64, 64)):
                             u, st = uniform(st)
-                            if u < p_d:
-                                m |= _ONE << np.uint64(t)
+                            m |= np.uint64(u < p_d) << np.uint64(t)
                         dmask[wd] = m
                         fired |= m
                     if fired == _ZERO:
