@@ -6,7 +6,8 @@ tests/test_crossbar_*.py. They are written from the equations in
 kernels. Two deliberate shortcuts, stated where they are used:
 
 * the matrix product ``v @ mat`` uses the same float32 NumPy call as the tile
-  (a loop would sum in another order and differ in the last bit);
+  (``_forward.matmul``; a loop would sum in another order and differ in the
+  last bit);
 * random numbers come from :class:`RefStream`, a pure-Python re-implementation
   of the kernels' splitmix64 streams and ziggurat normals, so that kernels
   with noise switched on can be compared exactly (the generator itself is
@@ -19,7 +20,7 @@ import math
 
 import numpy as np
 
-from analogdecor.crossbar import _rng
+from analogdecor.crossbar import _forward, _rng
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -106,9 +107,9 @@ def ref_read_pass(mat, x, io, pass_scale, seed_in, seed_out):
             for j in range(n):
                 v[b, j] = float(v[b, j]) + io.inp_noise * io.inp_bound * st.normal()
         alpha[b] = a
-    y = v @ mat  # same float32 product as the tile (see module docstring)
+    y = _forward.matmul(v, mat)  # same float32 product as the tile (see module docstring)
     if io.w_noise > 0 and io.w_noise_type == "pcm":
-        wn_var = io.w_noise**2 * ((v * v) @ np.abs(mat)).astype(np.float64)
+        wn_var = io.w_noise**2 * _forward.matmul(v * v, np.abs(mat)).astype(np.float64)
     elif io.w_noise > 0:
         wn_var = np.array([[io.w_noise**2 * sum(float(t) ** 2 for t in v[b])] for b in range(n_rows)])
     else:

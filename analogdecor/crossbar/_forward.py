@@ -14,7 +14,7 @@ The pipeline for one input vector x (aihwkit ``IOParameters`` semantics, see
    vector with s doubled (at most ``max_bm_passes`` reads);
 6. y <- y alpha s.
 
-The matrix product runs in NumPy (BLAS, float32); the element-wise periphery of
+The matrix product runs in NumPy (BLAS, float32; see :func:`matmul`); the element-wise periphery of
 steps 1-2 and 4-6 runs in two numba kernels (parallel over rows for large
 blocks), one random stream per row, so results do not depend on the thread
 count. Only the saturated rows are read again.
@@ -123,6 +123,18 @@ def _pick(serial, parallel, n_elements: int):
     return parallel if numba.get_num_threads() > 1 else serial
 
 
+def matmul(v: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """``v @ mat`` in float32, C-contiguous, as one BLAS call on non-transposed operands.
+
+    A forward read passes ``mat = W.T``, a transposed view; BLAS is ~20 % faster
+    computing ``(W @ v.T).T`` than ``v @ W.T`` (measured with one OpenBLAS
+    thread at 64 x 784 x 256), so such a ``mat`` is multiplied that way round.
+    """
+    if mat.flags.f_contiguous and not mat.flags.c_contiguous:
+        return np.ascontiguousarray((mat.T @ v.T).T)
+    return v @ mat
+
+
 def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, np.uint64], abs_mat):
     """One read of every row of ``x`` through ``y = v @ mat``; returns (y, saturated)."""
     n_rows = x.shape[0]
@@ -130,10 +142,10 @@ def _one_pass(mat, x, io: IOConfig, pass_scale: float, seeds: tuple[np.uint64, n
     alpha = np.empty(n_rows)
     dac = _pick(_dac_serial, _dac_parallel, x.size)
     dac(x, pass_scale, io.noise_management == "abs_max", io.inp_step, io.inp_bound, io.inp_noise, seeds[0], v, alpha)
-    y = v @ mat
+    y = matmul(v, mat)
     if io.w_noise > 0.0:
         if io.w_noise_type == "pcm":
-            wn_var = (io.w_noise**2) * ((v * v) @ abs_mat).astype(np.float64)
+            wn_var = (io.w_noise**2) * matmul(v * v, abs_mat).astype(np.float64)
         else:
             wn_var = (io.w_noise**2) * np.sum(v.astype(np.float64) ** 2, axis=1, keepdims=True)
     else:
