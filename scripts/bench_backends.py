@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         if "numba" in sys.modules:
             p.error("--threads must be applied before numba is imported")
         # numba sizes its thread pool at import; aihwkit's OpenMP and torch read OMP_NUM_THREADS
-        os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
 
     from analogdecor.validation.speed import compare_backends, format_timings
 

@@ -68,8 +68,10 @@ def _run_backends(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads = {args.threads}: must be >= 1")
         if "numba" in sys.modules and os.environ.get("NUMBA_NUM_THREADS") != str(args.threads):
             raise ConfigError("--threads: numba is already imported; set NUMBA_NUM_THREADS in the environment")
-        # numba sizes its pool at import; aihwkit's OpenMP and torch read OMP_NUM_THREADS
-        os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        # numba sizes its pool at import; aihwkit's OpenMP and torch read OMP_NUM_THREADS; NumPy's BLAS
+        # reads OPENBLAS_NUM_THREADS (or MKL's) before OMP_NUM_THREADS, so set those too
+        for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
     try:
         sizes = tuple(int(v) for v in args.sizes.split(","))
     except ValueError:

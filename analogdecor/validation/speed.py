@@ -162,7 +162,8 @@ def format_timings(pairs: Sequence[tuple[StepTiming, StepTiming]]) -> str:
 
     lines = [
         f"training step (forward, backward, pulsed update); threads: numba {_numba_threads()}, "
-        f"torch {torch.get_num_threads()}; cpus {os.cpu_count()}",
+        f"torch {torch.get_num_threads()}, NumPy BLAS {_blas_threads()}; cpus {os.cpu_count()}, "
+        f"load {os.getloadavg()[0]:.2f}",
         "wall: median wall time per step; cpu: median CPU time per step (all threads), robust to other jobs",
         f"{'preset':<14}{'network':<12}{'batch':>6}{'numba ms':>10}{'aihwkit ms':>12}{'numba/aihwkit':>15}"
         f"{'numba cpu ms':>14}{'aihwkit cpu ms':>16}{'cpu ratio':>11}",
@@ -173,6 +174,12 @@ def format_timings(pairs: Sequence[tuple[StepTiming, StepTiming]]) -> str:
                      f"{a.median_s / b.median_s:>15.3f}{1e3 * a.cpu_median_s:>14.2f}{1e3 * b.cpu_median_s:>16.2f}"
                      f"{a.cpu_median_s / b.cpu_median_s:>11.3f}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _blas_threads() -> int | None:
+    from analogdecor.crossbar.bench import _blas_threads as blas_threads
+
+    return blas_threads()
 
 
 def _numba_threads() -> int:
