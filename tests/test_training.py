@@ -192,3 +192,15 @@ def test_numba_run_with_r_on_a_tile_reloads_bit_for_bit(tmp_path):
     x = np.random.default_rng(1).random((30, 64), dtype=np.float32)
     # noisy reads: the reloaded network continues the same random streams, so equal bit for bit
     np.testing.assert_array_equal(net.forward(x), res.network.forward(x))
+
+
+@pytest.mark.parametrize("rule", ["ahmad", "copi", "kappa", "zca"])
+@pytest.mark.parametrize("ordering", ["local", "global"])
+def test_every_decorrelation_rule_trains(rule, ordering):
+    cfg = small(**{"decorrelation.enabled": True, "decorrelation.rule": rule, "decorrelation.ordering": ordering,
+                   "data.n_train": None, "optim.epochs": 2})  # fmt: skip
+    res = train(cfg, None, progress=False)
+    assert res.status == "finished"
+    assert res.metrics["test_accuracy"][-1] > 0.5
+    R = res.network.layers[0].decor.matrix()
+    assert not np.allclose(R, np.eye(64))  # R has moved (or been refitted)
