@@ -30,7 +30,11 @@ def stats(z: np.ndarray, x: np.ndarray) -> tuple[float, float, float]:
     c = np.corrcoef(z.T)
     off = float(np.abs(c[~np.eye(d, dtype=bool)]).mean())
     v = z.var(axis=0)
-    return off, float(v.max() / v.min()), float(np.linalg.norm(z, axis=1).mean() / np.linalg.norm(x, axis=1).mean())
+    return (
+        off,
+        float(v.max() / v.min()),
+        float(np.linalg.norm(z, axis=1).mean() / np.linalg.norm(x, axis=1).mean()),
+    )
 
 
 def run(dec: Decorrelator, sample, steps: int, batch: int) -> None:

@@ -51,9 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=str(DEFAULT_MNIST), help="directory of the data files")
     p.add_argument("--n-train", type=int, default=5000)
     p.add_argument("--n-test", type=int, default=2000)
-    p.add_argument("--analog-n-train", type=int, default=None, help="training subset for crossbar runs (default --n-train)")
+    p.add_argument(
+        "--analog-n-train",
+        type=int,
+        default=None,
+        help="training subset for crossbar runs (default --n-train)",
+    )
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--analog-epochs", type=int, default=None, help="epochs of crossbar runs (default --epochs)")
+    p.add_argument(
+        "--analog-epochs", type=int, default=None, help="epochs of crossbar runs (default --epochs)"
+    )
     p.add_argument("--hidden", default="256", help="hidden widths, comma-separated")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", default="0,1,2")
@@ -184,7 +191,7 @@ def plot(path: Path, groups: dict[tuple, list[dict]]) -> None:
         ax.set_ylim(0, 2.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -119,8 +119,12 @@ def test_copi_and_kappa_steps_equal_hand_computed():
     C = loop_second_moment(z)
     off = C - np.diag(np.diag(C))
     V = np.diag(np.diag(C) - 1.0)
-    np.testing.assert_allclose(copi_step(R, z, eta, ordering="global"), R - eta * loop_matmul(off, R), rtol=1e-12)
-    np.testing.assert_allclose(copi_step(R, z, eta, ordering="local"), R - eta * loop_matmul(R, off), rtol=1e-12)
+    np.testing.assert_allclose(
+        copi_step(R, z, eta, ordering="global"), R - eta * loop_matmul(off, R), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        copi_step(R, z, eta, ordering="local"), R - eta * loop_matmul(R, off), rtol=1e-12
+    )
     exp_g = R - eta * loop_matmul((1 - kappa) * off + kappa * V, R)
     exp_l = R - eta * loop_matmul(R, (1 - kappa) * off + kappa * V)
     np.testing.assert_allclose(kappa_step(R, z, eta, kappa, ordering="global"), exp_g, rtol=1e-12)
@@ -252,7 +256,9 @@ def test_rule_on_an_ideal_tile_equals_the_float_rule(ordering):
     flt = Decorrelator(d, cfg)
     til = Decorrelator(d, cfg, tile=FloatTile(d, d))
     assert til.scale == 1.0 / cfg.tile_init_scale
-    np.testing.assert_array_equal(til.tile.read_weights(), np.float32(cfg.tile_init_scale) * np.eye(d, dtype=np.float32))
+    np.testing.assert_array_equal(
+        til.tile.read_weights(), np.float32(cfg.tile_init_scale) * np.eye(d, dtype=np.float32)
+    )
     for _ in range(30):
         x = (rng.normal(size=(16, d)) + 0.5).astype(np.float32)
         for dec in (flt, til):

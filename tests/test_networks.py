@@ -41,7 +41,12 @@ def loop_forward(net, x):
 
 
 def trained_decorrelated_net(widths=(5, 7, 6, 3), activation="tanh", seed=0):
-    net = MLP.build(list(widths), activation=activation, decorrelation=DecorrelationConfig(enabled=True, lr=0.05), seed=seed)
+    net = MLP.build(
+        list(widths),
+        activation=activation,
+        decorrelation=DecorrelationConfig(enabled=True, lr=0.05),
+        seed=seed,
+    )
     rng = np.random.default_rng(seed)
     for _ in range(20):
         x = (rng.normal(size=(16, widths[0])) + 1.0).astype(np.float32)
@@ -89,9 +94,9 @@ def test_state_dict_round_trip_is_exact():
     other.load_state_dict(net.state_dict())
     np.testing.assert_array_equal(other.forward(x), net.forward(x))
     with pytest.raises(ShapeError, match="bias"):
-        MLP.build([5, 4, 3], activation="tanh", decorrelation=DecorrelationConfig(enabled=True)).load_state_dict(
-            net.state_dict()
-        )
+        MLP.build(
+            [5, 4, 3], activation="tanh", decorrelation=DecorrelationConfig(enabled=True)
+        ).load_state_dict(net.state_dict())
 
 
 def test_same_seed_same_network_and_layer_names():

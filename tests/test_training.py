@@ -40,7 +40,10 @@ def small(**over) -> TrainConfig:
         ({"data.dataset": "imagenet"}, "dataset"),
         ({"model.hidden": [0]}, r"hidden\[0\]"),
         ({"optim.not_a_field": 1}, "not_a_field"),
-        ({"decorrelation.on_tile": True, "decorrelation.rule": "copi", "decorrelation.enabled": True}, "on_tile"),
+        (
+            {"decorrelation.on_tile": True, "decorrelation.rule": "copi", "decorrelation.enabled": True},
+            "on_tile",
+        ),
         ({"optim.optimizer": "adam", "backend": "numba"}, "analog_lr"),
     ],
 )
@@ -137,7 +140,12 @@ def test_every_rule_learns_digits_on_the_float_backend():
 def test_decorrelated_np_beats_plain_np_on_digits():
     accs = {}
     for decor in (False, True):
-        over = {"decorrelation.enabled": decor, "optim.epochs": 3, "data.n_train": None, "model.hidden": [100]}
+        over = {
+            "decorrelation.enabled": decor,
+            "optim.epochs": 3,
+            "data.n_train": None,
+            "model.hidden": [100],
+        }
         runs = [train(small(rule="np", seed=s, **over), None, progress=False) for s in (0, 1)]
         accs[decor] = np.mean([r.metrics["test_accuracy"][-1] for r in runs])
         accs[(decor, "loss")] = np.mean([r.metrics["train_loss"][-1] for r in runs])

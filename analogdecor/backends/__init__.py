@@ -26,7 +26,9 @@ __all__ = ["BACKENDS", "FloatTile", "is_analog", "make_tile"]
 BACKENDS: tuple[str, ...] = ("float", "numba", "aihwkit")
 
 
-def make_tile(backend: str, out_size: int, in_size: int, tile_config: TileConfig | None = None, seed: int = 0) -> Any:
+def make_tile(
+    backend: str, out_size: int, in_size: int, tile_config: TileConfig | None = None, seed: int = 0
+) -> Any:
     """Build one weight matrix of ``out_size`` x ``in_size`` on ``backend``.
 
     Parameters

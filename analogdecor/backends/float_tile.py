@@ -37,7 +37,9 @@ class FloatTile:
 
     is_analog = False
 
-    def __init__(self, out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self, out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0
+    ) -> None:
         if int(out_size) < 1 or int(in_size) < 1:
             raise ShapeError(f"tile size {out_size} x {in_size}: both must be >= 1")
         self.out_size = int(out_size)

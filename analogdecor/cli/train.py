@@ -16,7 +16,16 @@ from typing import Any
 
 from analogdecor.errors import ConfigError
 
-_ON = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+_ON = {
+    "on": True,
+    "true": True,
+    "yes": True,
+    "1": True,
+    "off": False,
+    "false": False,
+    "no": False,
+    "0": False,
+}
 
 
 def _onoff(text: str) -> bool:
@@ -30,7 +39,9 @@ def _int_list(text: str) -> list[int]:
     try:
         return [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 64,100,10") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated integers, e.g. 64,100,10"
+        ) from None
 
 
 def register(subparsers: Any) -> None:
@@ -66,7 +77,9 @@ def register(subparsers: Any) -> None:
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int)
     o.add_argument("--batch-size", type=int)
-    o.add_argument("--lr", type=float, help="learning rate (digital parameters; tiles too unless --analog-lr)")
+    o.add_argument(
+        "--lr", type=float, help="learning rate (digital parameters; tiles too unless --analog-lr)"
+    )
     o.add_argument("--analog-lr", type=float, help="learning rate of pulsed tile updates")
     o.add_argument("--optimizer", choices=("sgd", "adam"), help="optimiser of digital parameters")
     o.add_argument("--np-sigma", type=float, help="node perturbation noise std")

@@ -97,7 +97,9 @@ class Decorrelator:
             self.scale = float(state["scale"])
 
     # ------------------------------------------------------------------ forward
-    def center(self, x: np.ndarray, *, train: bool, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def center(
+        self, x: np.ndarray, *, train: bool, mu: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """x - mu with mu = ``mu`` if given, else the batch mean (train) or the running mean (eval)."""
         if not self.config.centring:
             return x, np.zeros(self.dim)
@@ -176,9 +178,7 @@ class Decorrelator:
             self.tile.program((R / self.scale).astype(np.float32))
 
 
-def fold_linear(
-    W: np.ndarray, b: np.ndarray, R: np.ndarray, mu: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def fold_linear(W: np.ndarray, b: np.ndarray, R: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fold a decorrelating matrix into the forward weights for inference.
 
     a = W R (x - mu) + b = W_eff x + b_eff with W_eff = W R and b_eff = b - W R mu

@@ -63,7 +63,9 @@ class Adam:
             self.v[key] = np.zeros(param.shape, dtype=np.float64)
             self.t[key] = 0
         self.t[key] += 1
-        adam_step(param, grad, self.m[key], self.v[key], self.t[key], self.lr, self.beta1, self.beta2, self.eps)
+        adam_step(
+            param, grad, self.m[key], self.v[key], self.t[key], self.lr, self.beta1, self.beta2, self.eps
+        )
 
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

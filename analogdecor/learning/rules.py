@@ -77,7 +77,9 @@ def init_rule_state(rule: str, net: MLP, seed: int = 0) -> dict[str, Any]:
     if rule == "fa":
         for layer in net.layers:
             limit = math.sqrt(6.0 / layer.in_size)
-            feedback.append(rng.uniform(-limit, limit, size=(layer.out_size, layer.in_size)).astype(np.float32))
+            feedback.append(
+                rng.uniform(-limit, limit, size=(layer.out_size, layer.in_size)).astype(np.float32)
+            )
     elif rule == "dfa":
         n_out = net.layers[-1].out_size
         for layer in net.layers[:-1]:
@@ -95,7 +97,9 @@ def bp_deltas(net: MLP, caches: list[LayerCache], e: np.ndarray) -> list[np.ndar
     return deltas
 
 
-def fa_deltas(net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]) -> list[np.ndarray]:
+def fa_deltas(
+    net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]
+) -> list[np.ndarray]:
     """Feedback alignment: B_{l+1} in place of alpha W_{l+1}; R_{l+1}^T is still applied."""
     deltas = [e]
     for i in range(len(net.layers) - 2, -1, -1):
@@ -107,7 +111,9 @@ def fa_deltas(net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[
     return deltas
 
 
-def dfa_deltas(net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]) -> list[np.ndarray]:
+def dfa_deltas(
+    net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]
+) -> list[np.ndarray]:
     """Direct feedback alignment: delta_l = f'(a_l) * (B_l e), output layer delta = e."""
     deltas = [net.local_derivative(i, caches[i]) * (e @ feedback[i].T) for i in range(len(net.layers) - 1)]
     return [*deltas, e]

@@ -79,7 +79,9 @@ class MLP:
             raise ConfigError("an MLP needs at least one layer")
         for prev, nxt in itertools.pairwise(layers):
             if prev.out_size != nxt.in_size:
-                raise ShapeError(f"layer sizes do not chain: {prev.out_size} outputs into {nxt.in_size} inputs")
+                raise ShapeError(
+                    f"layer sizes do not chain: {prev.out_size} outputs into {nxt.in_size} inputs"
+                )
         self.layers = layers
         self.slope = float(slope)
         self.rule_state: dict[str, Any] = {}
@@ -274,7 +276,7 @@ class MLP:
         """Restore :meth:`state_dict` output exactly (the architecture must match)."""
 
         def sub(prefix: str) -> dict[str, Any]:
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
         for i, layer in enumerate(self.layers):
             p = f"layers.{i}."
@@ -307,5 +309,9 @@ class MLP:
                 W, b = fold_linear(W, b, layer.decor.matrix(), layer.decor.mu)
             tile = FloatTile(layer.out_size, layer.in_size, getattr(layer.tile, "config", None))
             tile.set_weights(W)
-            folded.append(DenseLayer(tile=tile, bias=np.asarray(b, dtype=np.float32).copy(), activation=layer.activation))
+            folded.append(
+                DenseLayer(
+                    tile=tile, bias=np.asarray(b, dtype=np.float32).copy(), activation=layer.activation
+                )
+            )
         return MLP(folded, slope=self.slope)

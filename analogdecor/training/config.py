@@ -87,7 +87,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_choice(self, "dataset", DATASET_NAMES)
         if self.dataset == "idx" and not self.data_dir:
-            raise ConfigError("DataConfig.dataset = 'idx' needs DataConfig.data_dir (a directory of IDX files)")
+            raise ConfigError(
+                "DataConfig.dataset = 'idx' needs DataConfig.data_dir (a directory of IDX files)"
+            )
         check_int(self, "n_train", minimum=1, allow_none=True)
         check_int(self, "n_test", minimum=1, allow_none=True)
 
@@ -175,9 +177,15 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.tile = {self.tile!r}: must be a table of dotted overrides")
         for key in self.tile:
             if not isinstance(key, str) or not key:
-                raise ConfigError(f"TrainConfig.tile has key {key!r}: keys are dotted paths such as 'device.dw_min'")
+                raise ConfigError(
+                    f"TrainConfig.tile has key {key!r}: keys are dotted paths such as 'device.dw_min'"
+                )
         check_int(self, "seed", minimum=0)
-        if self.decorrelation.enabled and self.decorrelation.on_tile and self.decorrelation.rule not in ("ahmad", "zca"):
+        if (
+            self.decorrelation.enabled
+            and self.decorrelation.on_tile
+            and self.decorrelation.rule not in ("ahmad", "zca")
+        ):
             raise ConfigError(
                 f"decorrelation.rule = {self.decorrelation.rule!r} cannot run with decorrelation.on_tile = true: "
                 "only 'ahmad' (a pulsed outer product) and 'zca' (programming) can"
@@ -236,7 +244,7 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     are ConfigErrors naming them (tile paths are checked by :func:`resolve_tile_config`).
     """
     plain = {k: v for k, v in overrides.items() if not k.startswith("tile.")}
-    tile = {k[len("tile."):]: v for k, v in overrides.items() if k.startswith("tile.")}
+    tile = {k[len("tile.") :]: v for k, v in overrides.items() if k.startswith("tile.")}
     out = with_overrides(cfg, plain) if plain else cfg
     if tile:
         out = with_overrides(out, {"tile": {**out.tile, **tile}})

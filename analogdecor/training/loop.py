@@ -61,7 +61,9 @@ def prepare(cfg: TrainConfig):
         from analogdecor.backends import make_tile
 
         make_tile("aihwkit", 1, 1, tile_cfg, seed=0)  # import guard + translation check, before any data
-    ds = load_dataset(cfg.data.dataset, cfg.data.data_dir, seed=cfg.seed, n_train=cfg.data.n_train, n_test=cfg.data.n_test)
+    ds = load_dataset(
+        cfg.data.dataset, cfg.data.data_dir, seed=cfg.seed, n_train=cfg.data.n_train, n_test=cfg.data.n_test
+    )
     n_features = ds.x_train.shape[1]
     if cfg.model.in_features is not None and cfg.model.in_features != n_features:
         raise ConfigError(
@@ -73,7 +75,9 @@ def prepare(cfg: TrainConfig):
             f"model.out_features = {cfg.model.out_features} but data set {ds.name!r} has {ds.n_classes} classes"
         )
     if cfg.optim.batch_size > len(ds.x_train):
-        raise ConfigError(f"optim.batch_size = {cfg.optim.batch_size} exceeds the {len(ds.x_train)} training samples")
+        raise ConfigError(
+            f"optim.batch_size = {cfg.optim.batch_size} exceeds the {len(ds.x_train)} training samples"
+        )
     return tile_cfg, ds
 
 
@@ -170,7 +174,9 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
                 idx = perm[s : s + o.batch_size]
                 xb, yb = ds.x_train[idx], ds.y_train[idx]
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected just below
-                    result = compute_signals(cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng)
+                    result = compute_signals(
+                        cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng
+                    )
                 batch_loss = float(np.mean(result.loss))
                 if not math.isfinite(batch_loss):
                     status = "diverged"
@@ -277,8 +283,10 @@ def _plot_curves(path: Path, metrics: dict[str, list[float]], cfg: TrainConfig) 
         ax.legend()
         ax.grid(alpha=0.3)
     decor = "decorrelated " if cfg.decorrelation.enabled else ""
-    fig.suptitle(f"{decor}{cfg.rule.upper()} on {cfg.backend} ({cfg.device if cfg.backend != 'float' else 'float'}), "
-                 f"{cfg.data.dataset}, seed {cfg.seed}")
+    fig.suptitle(
+        f"{decor}{cfg.rule.upper()} on {cfg.backend} ({cfg.device if cfg.backend != 'float' else 'float'}), "
+        f"{cfg.data.dataset}, seed {cfg.seed}"
+    )
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

@@ -173,7 +173,7 @@ def _nest(flat: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
     for k, v in flat.items():
         if not k.startswith(prefix):
             continue
-        key = k[len(prefix):]
+        key = k[len(prefix) :]
         if key.endswith("#none"):
             out[key[: -len("#none")]] = None
         else:
@@ -197,7 +197,9 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, Any]:
     if net.widths != widths:
         raise DataError(f"{run_dir}: model widths {widths} do not match config.toml's {net.widths}")
     net.load_state_dict(_nest(flat, "net."))
-    net.rule_state = {"feedback": [flat[f"rule.feedback.{i}"] for i in range(len(widths)) if f"rule.feedback.{i}" in flat]}
+    net.rule_state = {
+        "feedback": [flat[f"rule.feedback.{i}"] for i in range(len(widths)) if f"rule.feedback.{i}" in flat]
+    }
     return cfg, net
 
 
