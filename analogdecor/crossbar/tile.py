@@ -18,7 +18,7 @@ import numpy as np
 
 from analogdecor.config import from_dict, to_dict
 from analogdecor.crossbar import _update
-from analogdecor.crossbar._forward import analog_read
+from analogdecor.crossbar._forward import analog_read, draw_seeds
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.crossbar.mapping import conductances_to_weights, level_step, weights_to_conductances
 from analogdecor.devices.arrays import (
@@ -222,7 +222,7 @@ class Tile:
         if not bl.any():
             return
         deterministic = cfg.update.pulse_type == "deterministic"
-        seeds = self._rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+        seeds = draw_seeds(self._rng)
         work = x.shape[0] * self.out_size * self.in_size
         if deterministic:
             fcol, fmask, nfired = _NO_MASKS
