@@ -257,8 +257,9 @@ def snap_to_levels(w, level_step, bmin, bmax):
     return q
 
 
-def _make_pulse_rows(model, pair, deterministic):
-    """The row kernel's body for one device family, pair mode and pulse type (compile-time constants).
+def _make_pulse_rows(model, pair, deterministic, faults):
+    """The row kernel's body for one device family, pair mode, pulse type and whether any device is
+    faulty (compile-time constants).
 
     Each combination is compiled (and cached) on its own, so the inner loop has
     no branches on the family or the mode; see :func:`pulse_rows`.
@@ -324,7 +325,7 @@ def _make_pulse_rows(model, pair, deterministic):
                         cnt = popcount(fmask[n, k, 0] & dmask[0])
                         for wd in range(1, n_words):
                             cnt += popcount(fmask[n, k, wd] & dmask[wd])
-                    if cnt == 0 or fault[i, j] != 0:
+                    if cnt == 0 or (faults and fault[i, j] != 0):
                         continue
                     up = sd_sign * (1.0 if x[n, j] > 0 else -1.0) < 0.0
                     if pair:
@@ -368,7 +369,7 @@ def _make_pulse_rows(model, pair, deterministic):
 # updates: below that, thread hand-off costs more than the work, and idle OpenMP threads that spin
 # after a region steal the cores BLAS needs next (10-20x slower training steps on a busy 2-core box).
 _x_lines_serial, _x_lines_parallel = njit(_x_lines_body), njit_parallel(_x_lines_body)
-_ROW_KERNELS: dict[tuple[int, bool, bool, bool], object] = {}
+_ROW_KERNELS: dict[tuple[int, bool, bool, bool, bool], object] = {}
 PARALLEL_MIN_WORK = 1 << 26
 """Updates with batch * out * in below this run the serial kernels."""
 
@@ -382,16 +383,16 @@ def draw_x_lines(x, bl, scale_x, seed, fcol, fmask, nfired, work: int) -> None:
     (_x_lines_parallel if _parallel(work) else _x_lines_serial)(x, bl, scale_x, seed, fcol, fmask, nfired)
 
 
-def row_kernel(model: int, pair: bool, deterministic: bool, parallel: bool):
+def row_kernel(model: int, pair: bool, deterministic: bool, faults: bool, parallel: bool):
     """The compiled row kernel (see ``_make_pulse_rows``) of one combination, built on first use."""
-    key = (int(model), bool(pair), bool(deterministic), bool(parallel))
+    key = (int(model), bool(pair), bool(deterministic), bool(faults), bool(parallel))
     kernel = _ROW_KERNELS.get(key)
     if kernel is None:
-        body = _make_pulse_rows(*key[:3])
+        body = _make_pulse_rows(*key[:4])
         kernel = _ROW_KERNELS[key] = (njit_parallel if parallel else njit)(body)
     return kernel
 
 
-def pulse_rows(model: int, pair: bool, deterministic: bool, *args, work: int) -> None:
+def pulse_rows(model: int, pair: bool, deterministic: bool, faults: bool, *args, work: int) -> None:
     """Apply the pulses (``args`` as in ``_make_pulse_rows``), serial or parallel by ``work``."""
-    row_kernel(model, pair, deterministic, _parallel(work))(*args)
+    row_kernel(model, pair, deterministic, faults, _parallel(work))(*args)

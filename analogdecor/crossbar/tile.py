@@ -153,7 +153,7 @@ class Tile:
         self.w_scale = float(limit)
         """Weight that maps onto g_max - g_min: ``mapping.w_scale``, or the largest |bound| of the devices."""
         self._level_step = level_step(self.w_scale, config.mapping.levels)
-        self._alive = self._dev.fault == ALIVE
+        self._set_device_views()
         self.refresh_count = 0
         """Number of one-sided pairs refreshed so far (``device.one_sided_pair``)."""
         if self._pair is not None:
@@ -164,6 +164,11 @@ class Tile:
             self._w = self._snap(w0)
         self._w_read = self._w.copy()
         self._masks = _update.MaskBuffers()
+
+    def _set_device_views(self) -> None:
+        """Derived views of the device arrays (call whenever ``self._dev`` is replaced)."""
+        self._alive = self._dev.fault == ALIVE
+        self._any_fault = not bool(self._alive.all())
 
     # ------------------------------------------------------------------ reads
     def forward(self, x) -> np.ndarray:
@@ -235,7 +240,7 @@ class Tile:
         else:
             pair_args = (_DUMMY, _DUMMY, _DUMMY, _DUMMY)
         _update.pulse_rows(
-            MODEL_CODES[dev.model], self._pair is not None, deterministic,
+            MODEL_CODES[dev.model], self._pair is not None, deterministic, self._any_fault,
             self._w, self._w_read, *pair_args, x, d, 1.0 if lr > 0 else -1.0, bl, scale_x, scale_d,
             fcol, fmask, nfired, seeds[1], a.scale_up, a.scale_down, a.shape_up, a.shape_down,
             a.b_min, a.b_max, a.fault, float(dev.dw_min_std), bool(dev.mult_noise),
@@ -461,7 +466,7 @@ class Tile:
         self._w_read = np.array(arrays["w_read"], np.float32)
         self._dev = DeviceArrays(**{n: np.array(arrays[f"device.{n}"], np.uint8 if n == "fault" else np.float32)
                                     for n in DeviceArrays.names()})  # fmt: skip
-        self._alive = self._dev.fault == ALIVE
+        self._set_device_views()
         self.w_scale = float(state["w_scale"])
         self._level_step = level_step(self.w_scale, self.config.mapping.levels)
         self._rng = _decode_rng(state["rng_state"])
