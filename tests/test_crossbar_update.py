@@ -102,6 +102,29 @@ def test_update_with_levels_faults_and_clipping_matches_reference():
     assert np.any(top & alive)  # some devices were driven to their outermost level
 
 
+@pytest.mark.parametrize("family", ["constant", "exp-pcm-noise", "softbounds-pair"])
+def test_trains_longer_than_64_slots_match_reference(family):
+    """BL > 64 needs several 64-bit words per line mask (here 2 and 3 words)."""
+    for bl in (100, 130):
+        cfg = TileConfig(device=FAMILIES[family],
+                         update=UpdateConfig(desired_bl=bl, update_bl_management=False))  # fmt: skip
+        x, d = _data(9, 3, 7, 4)
+        w0 = Tile(4, 7, cfg, seed=11).hidden_weights()
+        tile, w, w_read = _compare(cfg, x, d, 0.05)
+        np.testing.assert_array_equal(tile.hidden_weights(), w)
+        np.testing.assert_array_equal(tile.read_weights(), w_read)
+        assert np.count_nonzero(w != w0) > 10
+
+
+def test_popcount_counts_set_bits():
+    from analogdecor.crossbar._update import popcount
+
+    rng = np.random.default_rng(0)
+    values = [0, 1, 2**63, 2**64 - 1, *rng.integers(0, 2**64 - 1, 200, dtype=np.uint64, endpoint=True)]
+    for v in values:
+        assert popcount(np.uint64(v)) == bin(int(v)).count("1")
+
+
 def test_management_matches_reference_and_clips():
     x, d = _data(5, 6, 4, 3)
     d[4] *= 1e3  # k >> BL: clipped update
