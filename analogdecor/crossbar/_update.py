@@ -193,9 +193,9 @@ def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
                     for t in range(min(n_slots - wd * 64, 64)):
                         u, st = uniform(st)
                         m |= np.uint64(u < p) << np.uint64(t)
-                    fmask[n, c, wd] = m  # c <= k: only entries already read are overwritten
+                    fmask[n, c, wd] = m
                     fired |= m
-                fcol[n, c] = j
+                fcol[n, c] = j  # c <= k: overwrites only columns already read
                 c += fired != _ZERO
         nfired[n] = c
 
