@@ -1,4 +1,4 @@
-"""``analogdecor evaluate RUN_DIR --times 1s,1h,1d,30d,1y --model pcm --seeds N``: accuracy vs time."""
+"""``analogdecor evaluate RUN_DIR --times 1s,1h,1d,30d,1y --model pcm --seeds N [--noise-backend aihwkit]``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         default="pcm",
         help="noise model: none, pcm, reram, a file name in device_models/inference, or a .toml path",
+    )
+    p.add_argument(
+        "--noise-backend",
+        choices=("analogdecor", "aihwkit"),
+        default="analogdecor",
+        help="implementation of the noise model: analogdecor's own (default) or IBM aihwkit's "
+        "PCMLikeNoiseModel / ReRamWan2022NoiseModel (models pcm and reram; needs aihwkit)",
     )
     p.add_argument("--seeds", type=int, default=3, help="number of noise seeds (default 3)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -61,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     layers = tuple(s for s in args.ir_drop_layers.split(",") if s)
     cfg = EvaluateConfig(
         model=args.model,
+        noise_backend=args.noise_backend,
         times=parse_times(args.times),
         seeds=args.seeds,
         seed=args.seed,
@@ -81,7 +89,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     progress = None if args.quiet else print
     result, paths = evaluate_run(args.run_dir, cfg, out_dir=args.out, progress=progress)
-    print(f"as trained: {result.baseline_accuracy:.4f}   model: {result.model_description.get('model')}")
+    desc = result.model_description
+    print(
+        f"as trained: {result.baseline_accuracy:.4f}   model: {desc.get('model')}"
+        f"   noise backend: {desc.get('noise_backend', 'analogdecor')}"
+    )
     print(format_table(result))
     if cfg.write_verify.enabled:
         for name, rep in result.write_verify[0].items():

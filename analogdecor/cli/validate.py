@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+ALL_CHECKS = ("forward", "update", "pulses", "response", "training", "inference")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,15 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Compare the numba crossbar emulator with IBM aihwkit on device presets: forward-read errors "
             "(DAC, ADC, output noise alone and together), pulsed-update statistics (per-device mean, "
             "variance, same-row covariance), pulse-count distributions, device response curves and a short "
-            "training run. Tolerances are Bonferroni-corrected standard errors at family-wise error --alpha. "
+            "training run; and analogdecor's inference noise models (programmed conductances, drift exponents, "
+            "drifted conductances at --inference-time, read noise) against aihwkit's. Tolerances are Bonferroni-corrected standard errors at family-wise error --alpha. "
             "Exit status 1 when any row fails."
         ),
     )
     p.add_argument("--preset", action="append", metavar="NAME",
                    help="preset to validate (repeatable); default: all presets in device_models/, plus a "
                         "'family:<model>' configuration for each device family without a preset")  # fmt: skip
-    p.add_argument("--check", action="append", choices=("forward", "update", "pulses", "response", "training"),
-                   help="run only these checks (repeatable); default: all")  # fmt: skip
+    p.add_argument("--check", action="append", choices=ALL_CHECKS,
+                   help="run only these checks (repeatable); default: all. 'inference' runs once, not per preset")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of the table")
     p.add_argument("--out", metavar="PATH", default="runs/validate.json",
                    help="also write the rows as JSON to PATH (default runs/validate.json; '-' for none)")  # fmt: skip
@@ -40,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replicas", type=int, default=64, help="devices per response curve (default 64)")
     p.add_argument("--seeds", type=int, default=3, help="seeds of the training check (default 3)")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the training check (default 3)")
+    p.add_argument("--inference-devices", type=int, default=20000,
+                   help="devices per conductance band and implementation in the inference check (default 20000)")  # fmt: skip
+    p.add_argument("--inference-time", default="1d",
+                   help="time after programming of the inference check's drifted conductances (default 1d)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and device draws (default 0)")
     p.set_defaults(func=_run)
 
@@ -49,7 +56,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from analogdecor.backends.aihwkit import require_aihwkit
     from analogdecor.errors import ConfigError
-    from analogdecor.validation import Sizes, TrainingSpec, format_table, rows_to_json, run_validation
+    from analogdecor.inference.evaluate import parse_times
+    from analogdecor.validation import (
+        InferenceSpec,
+        Sizes,
+        TrainingSpec,
+        format_table,
+        rows_to_json,
+        run_validation,
+    )
 
     require_aihwkit()
     for name in ("size", "trials", "replicas"):
@@ -69,10 +84,19 @@ def _run(args: argparse.Namespace) -> int:
     sizes = Sizes(out_size=args.size, in_size=args.size, forward_trials=args.trials, update_trials=args.trials,
                   replicas=args.replicas)  # fmt: skip
     training = TrainingSpec(seeds=args.seeds, epochs=args.epochs)
-    checks = tuple(args.check) if args.check else ("forward", "update", "pulses", "response", "training")
+    checks = tuple(args.check) if args.check else ALL_CHECKS
+    if args.inference_devices < 2:
+        raise ConfigError(f"--inference-devices = {args.inference_devices}: must be >= 2")
+    t_inf = parse_times(args.inference_time)
+    if len(t_inf) != 1:
+        raise ConfigError(f"--inference-time = {args.inference_time!r}: give one time, e.g. 1d")
+    inference = InferenceSpec(devices=args.inference_devices, time=t_inf[0])
+    if set(checks) == {"inference"} and not args.preset:
+        presets, extra = [], {}  # the inference check does not depend on the presets
     result = run_validation(
-        presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed, extra=extra
-    )
+        presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed, extra=extra,
+        inference=inference,
+    )  # fmt: skip
     text = rows_to_json(result.rows)
     if args.out and args.out != "-":
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,19 @@ write-verify, drift compensation, IR drop, and accuracy-vs-time evaluation.
 - :mod:`.compensation`: :func:`drift_compensation_scale` (global output rescale);
 - :mod:`.irdrop`: first-order line-resistance model, :func:`ir_drop_conductances`;
 - :mod:`.evaluate`: :func:`evaluate_network`, :func:`evaluate_run` (``analogdecor evaluate``);
+- :mod:`.aihwkit_noise`: IBM aihwkit's PCM and ReRAM noise models behind the same hooks
+  (``analogdecor evaluate --noise-backend aihwkit``; aihwkit imported only when used);
 - :mod:`.sweep_target`: :class:`~.sweep_target.EvaluationTarget`, evaluation settings as sweep axes.
 """
 
 from __future__ import annotations
 
+from analogdecor.inference.aihwkit_noise import (
+    AihwkitNoise,
+    AihwkitPCMNoise,
+    AihwkitReRAMNoise,
+    aihwkit_noise_model,
+)
 from analogdecor.inference.compensation import drift_compensation_scale
 from analogdecor.inference.evaluate import EvaluateConfig, EvaluationResult, evaluate_network, evaluate_run
 from analogdecor.inference.irdrop import IRDropConfig, ir_drop_conductances
@@ -34,6 +42,9 @@ from analogdecor.inference.writeverify import WriteVerifyConfig, WriteVerifyRepo
 __all__ = [
     "PCM_COEFFICIENTS",
     "RERAM_COEFFICIENTS",
+    "AihwkitNoise",
+    "AihwkitPCMNoise",
+    "AihwkitReRAMNoise",
     "EvaluateConfig",
     "EvaluationResult",
     "GenericNoise",
@@ -46,6 +57,7 @@ __all__ = [
     "ReRAMNoise",
     "WriteVerifyConfig",
     "WriteVerifyReport",
+    "aihwkit_noise_model",
     "drift_compensation_scale",
     "evaluate_network",
     "evaluate_run",

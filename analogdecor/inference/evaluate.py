@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from analogdecor.config import check_int, to_dict
+from analogdecor.config import check_choice, check_int, to_dict
 from analogdecor.crossbar.mapping import conductances_to_weights
 from analogdecor.errors import ConfigError
 from analogdecor.inference.compensation import drift_compensation_scale
@@ -43,6 +43,7 @@ __all__ = [
     "evaluate_run",
     "format_time",
     "parse_times",
+    "resolve_noise_model",
     "write_results",
 ]
 
@@ -78,12 +79,34 @@ def format_time(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+NOISE_BACKENDS = ("analogdecor", "aihwkit")
+"""Implementations of the inference noise models (``EvaluateConfig.noise_backend``)."""
+
+
+def resolve_noise_model(name: str, noise_backend: str = "analogdecor") -> InferenceNoiseModel:
+    """The noise model ``name`` as implemented by ``noise_backend`` ("analogdecor" or "aihwkit").
+
+    "aihwkit" wraps IBM aihwkit's own models (:func:`~.aihwkit_noise.aihwkit_noise_model`; pcm and
+    reram only) and raises BackendUnavailableError when aihwkit is not installed.
+    """
+    if noise_backend == "aihwkit":
+        from analogdecor.inference.aihwkit_noise import aihwkit_noise_model
+
+        return aihwkit_noise_model(name)
+    if noise_backend != "analogdecor":
+        raise ConfigError(f"noise_backend = {noise_backend!r}: choose one of {', '.join(NOISE_BACKENDS)}")
+    return get_noise_model(name)
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Settings of an accuracy-vs-time evaluation (usable as sweep axes: ``model``, ``ir_drop.r_wire``, ...)."""
 
     model: str = "pcm"
     """Inference noise model: none, pcm, reram, a name in device_models/inference, or a .toml path."""
+    noise_backend: str = "analogdecor"
+    """Implementation of the noise model: "analogdecor" (:mod:`.models`) or "aihwkit" (IBM aihwkit's own
+    PCMLikeNoiseModel / ReRamWan2022NoiseModel through :mod:`.aihwkit_noise`; models pcm and reram only)."""
     times: tuple[float, ...] = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
     """Times after programming (s, counted from t0 = 20 s after the programming pulse)."""
     seeds: int = 3
@@ -100,6 +123,7 @@ class EvaluateConfig:
     ir_drop: IRDropConfig = field(default_factory=IRDropConfig)
 
     def __post_init__(self) -> None:
+        check_choice(self, "noise_backend", NOISE_BACKENDS)
         check_int(self, "seeds", minimum=1)
         check_int(self, "seed", minimum=0)
         check_int(self, "n_ref", minimum=1)
@@ -243,7 +267,7 @@ def evaluate_network(
         Called with a message after every (seed, time).
     """
     cfg = config or EvaluateConfig()
-    model = model or get_noise_model(cfg.model)
+    model = model or resolve_noise_model(cfg.model, cfg.noise_backend)
     from analogdecor.export.records import collect_layers
 
     # every read below starts from this snapshot, so all accuracies (the as-trained baseline included)

@@ -4,7 +4,7 @@ Pass :class:`EvaluationTarget` as ``target=`` to :func:`analogdecor.sweep.run_sw
 (see :mod:`analogdecor.sweep.target` for the protocol). The spec's ``[base]``
 table holds ``run_dir`` (the trained run) and an ``[base.evaluate]`` table of
 :class:`~analogdecor.inference.evaluate.EvaluateConfig` fields; axes are dotted
-paths such as ``evaluate.model``, ``evaluate.ir_drop.r_wire``,
+paths such as ``evaluate.model``, ``evaluate.noise_backend``, ``evaluate.ir_drop.r_wire``,
 ``evaluate.write_verify.enabled`` or ``run_dir`` (to compare trained runs); a
 sweep's ``seeds`` setting becomes ``evaluate.seed``.
 
@@ -22,8 +22,7 @@ from typing import Any
 
 from analogdecor.config import check_choice, from_dict, with_overrides
 from analogdecor.errors import ConfigError
-from analogdecor.inference.evaluate import EvaluateConfig
-from analogdecor.inference.models import get_noise_model
+from analogdecor.inference.evaluate import EvaluateConfig, resolve_noise_model
 
 __all__ = ["EvaluationSweepConfig", "EvaluationTarget"]
 
@@ -62,7 +61,8 @@ class EvaluationTarget:
 
     @staticmethod
     def _check(cfg: EvaluationSweepConfig) -> None:
-        get_noise_model(cfg.evaluate.model)  # unknown model names fail before any run starts
+        # unknown model names (or a model without an aihwkit counterpart) fail before any run starts
+        resolve_noise_model(cfg.evaluate.model, cfg.evaluate.noise_backend)
         if not (Path(cfg.run_dir) / "config.toml").is_file():
             raise ConfigError(
                 f"EvaluationSweepConfig.run_dir = {cfg.run_dir!r}: not a training run directory"

@@ -3,7 +3,9 @@
 ``analogdecor validate`` runs :func:`run_validation`: for each device preset it
 compares forward-read errors (DAC, ADC, output noise alone and together), the
 statistics of one pulsed update (per-device mean, variance, same-row covariance),
-pulse-count distributions, device response curves, and a short training run.
+pulse-count distributions, device response curves, and a short training run; and
+once per run it compares analogdecor's inference noise models (programming noise,
+drift, read noise) with aihwkit's (:mod:`.inference_check`).
 Every row has its statistic, a tolerance from standard errors (Bonferroni over the
 run's elementary tests at family-wise error ``alpha``) and pass/fail.
 See :mod:`analogdecor.validation.stats` for the statistics.
@@ -19,12 +21,14 @@ from analogdecor.validation.harness import (
     family_configs,
     run_validation,
 )
+from analogdecor.validation.inference_check import InferenceSpec, inference_checks, inference_comparisons
 from analogdecor.validation.report import Row, format_table, make_rows, rows_to_json
 from analogdecor.validation.training_check import TrainingSpec
 
 __all__ = [
     "CHECKS",
     "Comparison",
+    "InferenceSpec",
     "Row",
     "Sizes",
     "TrainingSpec",
@@ -32,6 +36,8 @@ __all__ = [
     "backend_factory",
     "family_configs",
     "format_table",
+    "inference_checks",
+    "inference_comparisons",
     "make_rows",
     "quiet_device",
     "rows_to_json",

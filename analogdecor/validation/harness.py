@@ -17,10 +17,11 @@ from analogdecor.validation.checks import (
     response_checks,
     update_checks,
 )
+from analogdecor.validation.inference_check import InferenceSpec, inference_comparisons
 from analogdecor.validation.report import Row, make_rows
 from analogdecor.validation.training_check import TrainingSpec, training_checks
 
-__all__ = ["CHECKS", "ValidationResult", "backend_factory", "family_configs", "run_validation"]
+__all__ = ["CHECKS", "RUN_CHECKS", "ValidationResult", "backend_factory", "family_configs", "run_validation"]
 
 CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "forward": forward_checks,
@@ -28,7 +29,11 @@ CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "pulses": pulse_count_checks,
     "response": response_checks,
 }
-"""Tile-level checks by name; ``"training"`` (the short training run) is added by :func:`run_validation`."""
+"""Tile-level checks by name; ``"training"`` (the short training run) and ``"inference"`` (analogdecor's
+inference noise models against aihwkit's, once per run, not per preset) are added by :func:`run_validation`."""
+
+RUN_CHECKS = ("training", "inference")
+"""Checks that :func:`run_validation` runs besides the tile-level :data:`CHECKS`."""
 
 
 def family_configs(presets: Sequence[str]) -> dict[str, TileConfig]:
@@ -88,12 +93,13 @@ def run_validation(
     *,
     names: tuple[str, str] = ("numba", "aihwkit"),
     factories: tuple[TileFactory, TileFactory] | None = None,
-    checks: Sequence[str] = ("forward", "update", "pulses", "response", "training"),
+    checks: Sequence[str] = ("forward", "update", "pulses", "response", "training", "inference"),
     sizes: Sizes | None = None,
     training: TrainingSpec | None = None,
     alpha: float = 1e-3,
     seed: int = 0,
     extra: Mapping[str, TileConfig] | None = None,
+    inference: InferenceSpec | None = None,
 ) -> ValidationResult:
     """Compare two tile backends statistically on each preset.
 
@@ -102,13 +108,15 @@ def run_validation(
     presets : names of presets in ``device_models/`` or a mapping name -> TileConfig
     names : labels of the two backends (and, without ``factories``, the backends to build)
     factories : tile factories ``f(out_size, in_size, config, seed)``; default: the named backends
-    checks : any of "forward", "update", "pulses", "response", "training" ("training" needs
-        named backends and preset names the training code can load)
+    checks : any of "forward", "update", "pulses", "response", "training", "inference" ("training"
+        needs named backends and preset names the training code can load; "inference" compares
+        analogdecor's inference noise models with aihwkit's, once per run, whatever the presets)
     sizes, training : problem sizes of the tile checks and of the training run
     alpha : family-wise error rate of the whole run (Bonferroni over all elementary tests)
     seed : seed of the inputs and of the tiles' device draws
     extra : more configurations (name -> TileConfig) that get the tile checks but not the
         training check, e.g. :func:`family_configs` for device families without a preset
+    inference : sizes of the "inference" check (:class:`~analogdecor.validation.inference_check.InferenceSpec`)
 
     Returns
     -------
@@ -116,9 +124,9 @@ def run_validation(
         ``passed`` is False when any row fails.
     """
     sizes = sizes or Sizes()
-    unknown = [c for c in checks if c not in (*CHECKS, "training")]
+    unknown = [c for c in checks if c not in (*CHECKS, *RUN_CHECKS)]
     if unknown:
-        raise ConfigError(f"checks {unknown}: unknown; choose from {', '.join((*CHECKS, 'training'))}")
+        raise ConfigError(f"checks {unknown}: unknown; choose from {', '.join((*CHECKS, *RUN_CHECKS))}")
     if isinstance(presets, Mapping):
         configs = dict(presets)
     else:
@@ -136,7 +144,7 @@ def run_validation(
     curves: dict[str, Any] = {}
     for preset, cfg in configs.items():
         for name in checks:
-            if name == "training":
+            if name in RUN_CHECKS:
                 continue
             comps += CHECKS[name](cfg, preset, factories[0], factories[1], sizes, seed)
         if "training" in checks and (preset in trainable or isinstance(presets, Mapping)):
@@ -147,5 +155,7 @@ def run_validation(
             tc, cv = training_checks(preset, names, training or TrainingSpec())
             comps += tc
             curves[preset] = cv
+    if "inference" in checks:
+        comps += inference_comparisons(inference or InferenceSpec(), seed=seed)
     rows, zc = make_rows(comps, alpha)
     return ValidationResult(rows, zc, alpha, names, comps, curves)
