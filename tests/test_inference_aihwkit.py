@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -116,6 +117,16 @@ def test_backend_selection_and_errors():
         EvaluateConfig(noise_backend="spice")
     with pytest.raises(ConfigError, match="prog_noise_scale"):
         AihwkitPCMNoise(prog_noise_scale=-1.0)
+
+
+def test_missing_aihwkit_is_a_clean_error(monkeypatch, run_dir, capsys):
+    from analogdecor.errors import BackendUnavailableError
+
+    monkeypatch.setitem(sys.modules, "aihwkit", None)  # as if aihwkit were not installed
+    with pytest.raises(BackendUnavailableError, match=r"scripts/dev\.sh setup"):
+        resolve_noise_model("pcm", "aihwkit")
+    assert main(["evaluate", str(run_dir), "--noise-backend", "aihwkit", "--seeds", "1", "--quiet"]) == 2
+    assert "aihwkit" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------- validation rows
