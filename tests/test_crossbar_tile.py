@@ -209,16 +209,6 @@ def test_overrides_reach_the_tile():
     assert dataclasses.asdict(tile.config) == dataclasses.asdict(cfg)
 
 
-def test_readme_crossbar_example_runs():
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("<!-- SECTION: crossbar -->"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    exec(compile(code, "README.md (crossbar section)", "exec"), {})
-
-
 def test_overflowing_updates_are_errors_and_write_nothing():
     for name in ("ReRamES", "Ideal"):
         tile = Tile(3, 4, load_preset(name))
