@@ -112,6 +112,36 @@ def test_run_directory_is_complete_and_loads_back_exactly(tmp_path):
     assert load_train_config(run / "config.toml") == cfg
 
 
+def test_interrupted_run_keeps_every_finished_epoch(tmp_path, monkeypatch):
+    """Ctrl-C in epoch 3 of 4: the run directory holds epochs 1-2 and the model as it was after epoch 2."""
+    from analogdecor.training import loop
+
+    real_evaluate, calls = loop.evaluate, []
+
+    def evaluate_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    cfg = small(rule="bp", backend="numba", **{"optim.epochs": 4})
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(loop, "evaluate", real_evaluate)
+
+    info = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert (info["status"], info["epochs_completed"]) == ("interrupted", 2)
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert metrics["epoch"] == [1, 2]
+    assert len((tmp_path / "cut" / "metrics.csv").read_text().splitlines()) == 3
+    two_epochs = train(small(rule="bp", backend="numba"), None, progress=False)
+    assert metrics["test_accuracy"] == two_epochs.metrics["test_accuracy"]
+    _, net = load_run(tmp_path / "cut")
+    x = np.random.default_rng(1).random((20, 64), dtype=np.float32)
+    np.testing.assert_array_equal(net.forward(x), two_epochs.network.forward(x))
+
+
 def test_same_seed_same_run_bit_for_bit():
     a = train(small(rule="np"), None, progress=False)
     b = train(small(rule="np"), None, progress=False)

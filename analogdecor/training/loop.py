@@ -42,7 +42,9 @@ class TrainResult:
     network: Any
     config: TrainConfig
     status: str = "finished"
-    """finished, or diverged (a non-finite loss stopped training; later epochs are NaN)."""
+    """finished, or diverged (a non-finite loss stopped training; later epochs are NaN). An
+    interrupted run (Ctrl-C) raises KeyboardInterrupt after marking run.json ``interrupted``; its
+    run directory keeps the metrics and the model of every epoch finished before."""
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,6 +210,17 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
                 )
             if status == "diverged":
                 break
+            if run_dir is not None and epoch < o.epochs:
+                # Checkpoint at every epoch boundary: an interrupted run keeps every finished
+                # epoch's metrics and the model as it was at the end of the last one.
+                _write_checkpoint(run_dir, net, rule_state, metrics)
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            wall = time.perf_counter() - t0
+            info = _run_info(cfg, started, _dt.datetime.now(_dt.UTC), wall, "interrupted")
+            info["epochs_completed"] = len(metrics["epoch"])
+            write_json(run_dir / "run.json", info)
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -220,15 +233,20 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     out = TrainResult(metrics=metrics, run_dir=run_dir, network=net, config=cfg, status=status)
     net.rule_state = rule_state
     if run_dir is not None:
-        save_model(run_dir, net, rule_state)
+        _write_checkpoint(run_dir, net, rule_state, metrics)
         out.info["analog_layers"] = save_conductances(run_dir, net)
-        write_json(run_dir / "metrics.json", metrics)
-        atomic_write_text(run_dir / "metrics.csv", _metrics_csv(metrics))
         _plot_curves(run_dir / "learning_curves.png", metrics, cfg)
         ended = _dt.datetime.now(_dt.UTC)
         write_json(run_dir / "run.json", _run_info(cfg, started, ended, wall, status))
     out.info["wall_time_s"] = wall
     return out
+
+
+def _write_checkpoint(run_dir: Path, net: Any, rule_state: dict[str, Any], metrics: dict[str, list[float]]) -> None:
+    """model.npz, metrics.json and metrics.csv as of now (each written atomically)."""
+    save_model(run_dir, net, rule_state)
+    write_json(run_dir / "metrics.json", metrics)
+    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(metrics))
 
 
 def _run_info(cfg: TrainConfig, started, ended, wall, status: str) -> dict[str, Any]:
