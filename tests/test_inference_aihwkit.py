@@ -183,29 +183,10 @@ def test_validate_cli_inference_rows_in_json(tmp_path, capsys):
 # ---------------------------------------------------------------------------------- evaluate CLI
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run directory with a ridge-fitted digits classifier on a numba tile (see test_inference_cli)."""
-    from analogdecor.crossbar.config import TileConfig
-    from analogdecor.data import load_dataset
-    from analogdecor.devices.config import DeviceConfig
-    from analogdecor.training import ModelConfig, TrainConfig, build_network
-    from analogdecor.training.rundir import save_model, write_config
+    """A run directory with a ridge-fitted digits classifier on a numba tile."""
+    from run_fixtures import write_ridge_run
 
-    ds = load_dataset("digits")
-    cfg = TrainConfig(backend="numba", model=ModelConfig(hidden=()), seed=1)
-    dev = DeviceConfig(model="softbounds", dw_min=0.002, w_min=-1.0, w_max=1.0, write_noise_std=0.0)
-    tile_cfg = TileConfig(device=dev)
-    net = build_network(cfg, tile_cfg, 64, 10)
-    X = np.hstack([ds.x_train, np.ones((len(ds.x_train), 1), np.float32)]).astype(np.float64)
-    A = np.linalg.solve(X.T @ X + np.eye(65), X.T @ np.eye(10)[ds.y_train])
-    layer = net.layers[0]
-    layer.out_scale = float(np.abs(A[:64]).max()) / 0.5
-    layer.tile.set_weights((A[:64].T / layer.out_scale).astype(np.float32))
-    layer.bias = A[64].astype(np.float32)
-    path = tmp_path_factory.mktemp("run")
-    write_config(path, cfg, tile_cfg)
-    save_model(path, net, {})
-    (path / "run.json").write_text(json.dumps({"seed": 1, "version": "test"}))
-    return path
+    return write_ridge_run(tmp_path_factory.mktemp("run"), decorrelation_tiles=False)
 
 
 def test_evaluate_cli_with_aihwkit_noise_backend(run_dir, tmp_path, capsys):

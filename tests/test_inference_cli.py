@@ -6,48 +6,20 @@ import json
 
 import numpy as np
 import pytest
+from run_fixtures import write_ridge_run
 
 from analogdecor.cli import main
-from analogdecor.crossbar.config import TileConfig
 from analogdecor.data import load_dataset
-from analogdecor.decorrelation import DecorrelationConfig
-from analogdecor.devices.config import DeviceConfig
 from analogdecor.errors import ConfigError
 from analogdecor.export import import_network, read_export
 from analogdecor.inference.sweep_target import EvaluationTarget
-from analogdecor.training import ModelConfig, TrainConfig, build_network, load_run
-from analogdecor.training.rundir import save_model, write_config
+from analogdecor.training import load_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run directory (numba crossbar, decorrelation tiles) holding a ridge-fitted digits classifier.
-
-    Written with the training package's own run-directory functions, so the CLI
-    reads it exactly as it reads a trained run.
-    """
-    ds = load_dataset("digits")
-    cfg = TrainConfig(
-        backend="numba",
-        model=ModelConfig(hidden=()),
-        decorrelation=DecorrelationConfig(enabled=True, on_tile=True),
-        seed=1,
-    )
-    dev = DeviceConfig(model="softbounds", dw_min=0.002, w_min=-1.0, w_max=1.0, write_noise_std=0.0)
-    tile_cfg = TileConfig(device=dev)
-    net = build_network(cfg, tile_cfg, 64, 10)
-    X = np.hstack([ds.x_train, np.ones((len(ds.x_train), 1), np.float32)]).astype(np.float64)
-    A = np.linalg.solve(X.T @ X + np.eye(65), X.T @ np.eye(10)[ds.y_train])
-    W = A[:64].T
-    layer = net.layers[0]
-    layer.out_scale = float(np.abs(W).max()) / 0.5
-    layer.tile.set_weights((W / layer.out_scale).astype(np.float32))
-    layer.bias = A[64].astype(np.float32)
-    path = tmp_path_factory.mktemp("run")
-    write_config(path, cfg, tile_cfg)
-    save_model(path, net, {})
-    (path / "run.json").write_text(json.dumps({"seed": 1, "version": "test"}))
-    return path
+    """A run directory (numba crossbar, decorrelation tiles) holding a ridge-fitted digits classifier."""
+    return write_ridge_run(tmp_path_factory.mktemp("run"), decorrelation_tiles=True)
 
 
 def test_export_cli_all_formats_and_import(run_dir, tmp_path, capsys):
