@@ -6,6 +6,8 @@ Example (the README's demo)::
         --dataset digits --epochs 5 --seed 0 --out runs/demo
 
 Order of precedence: defaults < config file < named options < ``--set``/``--tile``.
+``analogdecor train --resume RUN_DIR`` continues an interrupted run (see
+:func:`analogdecor.training.resume`).
 Every value is type-checked by the config dataclasses; unknown keys are errors.
 """
 
@@ -59,6 +61,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--device", help="device preset name (analogdecor devices list)")
     g.add_argument("--seed", type=int, help="seed of weights, devices, data order and noise")
     g.add_argument("--out", help="run directory to write (default: runs/<rule>-<backend>-seed<seed>)")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last epoch checkpoint, exactly as if it had "
+                   "never stopped (its config.toml is used; no other config options may be given)")  # fmt: skip
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     d = p.add_argument_group("decorrelation")
@@ -137,9 +142,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from analogdecor.config import from_dict, to_dict
-    from analogdecor.training import TrainConfig, apply_overrides, resolve_tile_config, train
+    from analogdecor.training import TrainConfig, apply_overrides, resolve_tile_config, resume, train
     from analogdecor.training.tomlio import dumps_toml
 
+    if args.resume is not None:
+        given = overrides_from_args(args)
+        if args.config or args.out or args.print_config or given:
+            raise ConfigError(
+                "--resume RUN_DIR continues the run with the config in RUN_DIR/config.toml: give no config "
+                "file, --out, --print-config or settings with it"
+            )
+        return _report(resume(args.resume, progress=not args.no_progress), Path(args.resume))
     base = TrainConfig()
     if args.config:
         from analogdecor.training import load_train_config
@@ -153,7 +166,11 @@ def run(args: argparse.Namespace) -> int:
         print(dumps_toml(data), end="")
         return 0
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.rule}-{cfg.backend}-seed{cfg.seed}"
-    result = train(cfg, out, progress=not args.no_progress)
+    return _report(train(cfg, out, progress=not args.no_progress), out)
+
+
+def _report(result: Any, out: Any) -> int:
+    """Print the outcome of a run; exit code 0 when it finished, 1 when it diverged."""
     m = result.metrics
     print(
         f"{result.status}: test accuracy {m['test_accuracy'][-1]:.4f}, test loss {m['test_loss'][-1]:.4f} "

@@ -1,4 +1,4 @@
-"""Training: :class:`TrainConfig`, :func:`train` (writes a run directory), :func:`load_run`."""
+"""Training: :class:`TrainConfig`, :func:`train` (writes a run directory), :func:`resume`, :func:`load_run`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from analogdecor.training.config import (
     load_train_config,
     resolve_tile_config,
 )
-from analogdecor.training.loop import TrainResult, evaluate, prepare, train
+from analogdecor.training.loop import TrainResult, evaluate, prepare, resume, train
 from analogdecor.training.rundir import build_network, load_run, load_run_config
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "load_train_config",
     "prepare",
     "resolve_tile_config",
+    "resume",
     "train",
 ]

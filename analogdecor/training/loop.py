@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import functools
 import io
+import json
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,15 @@ import numpy as np
 
 from analogdecor import __version__
 from analogdecor.backends import is_analog
-from analogdecor.errors import ConfigError
+from analogdecor.errors import ConfigError, DataError
+from analogdecor.training.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    config_json,
+    data_digest,
+    read_checkpoint,
+    write_checkpoint,
+)
 from analogdecor.training.config import TrainConfig, resolve_tile_config
 from analogdecor.training.rundir import (
     atomic_write_bytes,
@@ -27,7 +41,7 @@ from analogdecor.training.rundir import (
     write_json,
 )
 
-__all__ = ["TrainResult", "evaluate", "prepare", "train"]
+__all__ = ["TrainResult", "evaluate", "prepare", "resume", "train"]
 
 METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
 
@@ -128,7 +142,88 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     decorrelating R takes one step of its own rule on the clean pass
     (:func:`analogdecor.learning.decorrelation_step`). Training metrics are running
     means over the epoch's clean passes; test metrics are measured after each epoch.
+
+    At every epoch boundary before the last, model.npz, metrics.json/.csv and (except on
+    the aihwkit backend) checkpoint.npz are written, so that :func:`resume` can continue
+    an interrupted run exactly.
     """
+    tile_cfg, ds = prepare(cfg)
+    run_dir = Path(out_dir) if out_dir is not None else None
+    started = _dt.datetime.now(_dt.UTC)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # a previous run's, if the directory is reused
+        write_config(run_dir, cfg, tile_cfg)
+        write_json(run_dir / "run.json", _run_info(cfg, started, None, None, "running"))
+    net = build_network(cfg, tile_cfg, ds.x_train.shape[1], ds.n_classes)
+    return _fit(cfg, tile_cfg, ds, net, run_dir, progress, started=started)
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult:
+    """Continue an interrupted run from its last checkpoint to its configured number of epochs.
+
+    The result (metrics, the final network, every file of the run directory) is bit for
+    bit the one an uninterrupted run with the same config gives: checkpoint.npz holds,
+    next to model.npz, the data-order and noise generators, the optimiser and the
+    analogue updater's state (see :mod:`analogdecor.training.checkpoint`); the tiles'
+    own noise generators are in their ``state_dict`` in model.npz. Only the epoch
+    times differ.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory written by :func:`train` whose run.json says ``interrupted``
+        (Ctrl-C) or still ``running`` (the process was killed).
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Raises
+    ------
+    ConfigError
+        The run is finished or diverged (nothing to resume), it ran on the aihwkit
+        backend (its clock-seeded simulator noise cannot be saved, so no exact resume
+        exists), or config.toml no longer matches the checkpoint.
+    DataError
+        run.json or checkpoint.npz is missing or unreadable, or model.npz / the data
+        set are not those the checkpoint was written with.
+    """
+    from analogdecor.training.rundir import load_run, load_run_config
+
+    run_dir = Path(run_dir)
+    info = _read_run_info(run_dir)
+    cfg, tile_cfg = load_run_config(run_dir)
+    status = info.get("status")
+    if status in ("finished", "diverged"):
+        raise ConfigError(f"{run_dir / 'run.json'}: the run is already {status}; nothing to resume")
+    if status not in ("interrupted", "running"):
+        raise DataError(f"{run_dir / 'run.json'}: unknown status {status!r}; cannot resume")
+    if cfg.backend == "aihwkit":
+        raise ConfigError(
+            f"{run_dir}: runs on the aihwkit backend cannot be resumed: aihwkit seeds its simulator noise "
+            "from the clock and cannot save or restore it, so a resumed run could not equal an "
+            "uninterrupted one; train it again (or use backend 'numba', which resumes exactly)"
+        )
+    if not (run_dir / CHECKPOINT_FILE).is_file() and info.get("epochs_completed") == 0:
+        # Stopped before the first epoch boundary: nothing was trained yet, so starting again is exact.
+        return train(cfg, run_dir, progress=progress)
+    _, ds = prepare(cfg)
+    ckpt = read_checkpoint(
+        run_dir, config=config_json(cfg, tile_cfg), data_sha256=data_digest(*_data_arrays(ds))
+    )
+    _, net = load_run(run_dir)
+    started = _dt.datetime.fromisoformat(info["start_time"])
+    resumed = [*info.get("resumed", []), {"time": _dt.datetime.now(_dt.UTC).isoformat(),
+                                           "from_epoch": ckpt.epochs_completed}]  # fmt: skip
+    extra = {"resumed": resumed}
+    write_json(run_dir / "run.json", {**_run_info(cfg, started, None, None, "running"), **extra})
+    return _fit(cfg, tile_cfg, ds, net, run_dir, progress, started=started, checkpoint=ckpt, extra_info=extra)
+
+
+def _fit(
+    cfg: TrainConfig, tile_cfg: Any, ds: Any, net: Any, run_dir: Path | None, progress: bool, *,
+    started: _dt.datetime, checkpoint: Checkpoint | None = None, extra_info: dict[str, Any] | None = None,
+) -> TrainResult:  # fmt: skip
+    """The training loop of :func:`train`, from scratch or (``checkpoint``) from an epoch boundary."""
     from analogdecor.learning import (
         AnalogUpdater,
         apply_updates,
@@ -138,18 +233,10 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
         make_optimizer,
     )
 
-    tile_cfg, ds = prepare(cfg)
-    run_dir = Path(out_dir) if out_dir is not None else None
-    started = _dt.datetime.now(_dt.UTC)
     t0 = time.perf_counter()
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, cfg, tile_cfg)
-        write_json(run_dir / "run.json", _run_info(cfg, started, None, None, "running"))
-
+    extra_info = extra_info or {}
     ss = np.random.SeedSequence(cfg.seed)
     order_rng, noise_rng = (np.random.default_rng(s) for s in ss.spawn(2))
-    net = build_network(cfg, tile_cfg, ds.x_train.shape[1], ds.n_classes)
     rule_state = init_rule_state(cfg.rule, net, cfg.seed)
     o = cfg.optim
     optimizer = make_optimizer(o.optimizer, o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
@@ -157,15 +244,32 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     for i, layer in enumerate(net.layers):
         if layer.decor is not None and layer.decor.tile is not None and is_analog(layer.decor.tile):
             layer.decor.updater, layer.decor.updater_key = updater, f"layers.{i}.R"
-
     metrics: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
+    wall_before = 0.0
+    if checkpoint is not None:
+        order_rng.bit_generator.state = checkpoint.rng_states["order"]
+        noise_rng.bit_generator.state = checkpoint.rng_states["noise"]
+        optimizer.load_state_dict(checkpoint.optimizer)
+        updater.load_state_dict(checkpoint.updater)
+        metrics = {k: list(checkpoint.metrics[k]) for k in METRIC_KEYS}
+        wall_before = checkpoint.wall_time_s
+    saver = None
+    if run_dir is not None and cfg.backend != "aihwkit":  # aihwkit's noise cannot be checkpointed
+        saver = functools.partial(
+            write_checkpoint, run_dir, config=config_json(cfg, tile_cfg),
+            data_sha256=data_digest(*_data_arrays(ds)), rngs={"order": order_rng, "noise": noise_rng},
+            optimizer=optimizer, updater=updater,
+        )  # fmt: skip
+
     n = len(ds.x_train)
     n_batches = math.ceil(n / o.batch_size)
-    bar = _progress(progress, o.epochs * n_batches, cfg)
+    done = len(metrics["epoch"])
+    bar = _progress(progress, o.epochs * n_batches, cfg, initial=done * n_batches)
     status = "finished"
     zca = cfg.decorrelation.enabled and cfg.decorrelation.rule == "zca"
+    checkpointed = done
     try:
-        for epoch in range(1, o.epochs + 1):
+        for epoch in range(done + 1, o.epochs + 1):
             te = time.perf_counter()
             if zca:
                 pick = order_rng.choice(n, size=min(n, cfg.decorrelation.zca_samples), replace=False)
@@ -212,14 +316,19 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
                 break
             if run_dir is not None and epoch < o.epochs:
                 # Checkpoint at every epoch boundary: an interrupted run keeps every finished
-                # epoch's metrics and the model as it was at the end of the last one.
-                _write_checkpoint(run_dir, net, rule_state, metrics)
+                # epoch's metrics and the model as it was at the end of the last one, and
+                # checkpoint.npz (written last) lets resume() continue it exactly.
+                with _sigint_deferred():  # Ctrl-C waits until the checkpoint's files are all written
+                    _write_checkpoint(run_dir, net, rule_state, metrics)
+                    if saver is not None:
+                        saver(metrics=metrics, wall_time_s=wall_before + time.perf_counter() - t0)
+                    checkpointed = epoch
     except KeyboardInterrupt:
         if run_dir is not None:
-            wall = time.perf_counter() - t0
+            wall = wall_before + time.perf_counter() - t0
             info = _run_info(cfg, started, _dt.datetime.now(_dt.UTC), wall, "interrupted")
-            info["epochs_completed"] = len(metrics["epoch"])
-            write_json(run_dir / "run.json", info)
+            info["epochs_completed"] = checkpointed
+            write_json(run_dir / "run.json", {**info, **extra_info})
         raise
     finally:
         if bar is not None:
@@ -229,20 +338,61 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
         metrics["epoch"].append(len(metrics["epoch"]) + 1)
         for k in METRIC_KEYS[1:]:
             metrics[k].append(float("nan"))
-    wall = time.perf_counter() - t0
+    wall = wall_before + time.perf_counter() - t0
     out = TrainResult(metrics=metrics, run_dir=run_dir, network=net, config=cfg, status=status)
     net.rule_state = rule_state
     if run_dir is not None:
         _write_checkpoint(run_dir, net, rule_state, metrics)
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # only an unfinished run needs it
         out.info["analog_layers"] = save_conductances(run_dir, net)
         _plot_curves(run_dir / "learning_curves.png", metrics, cfg)
         ended = _dt.datetime.now(_dt.UTC)
-        write_json(run_dir / "run.json", _run_info(cfg, started, ended, wall, status))
+        write_json(run_dir / "run.json", {**_run_info(cfg, started, ended, wall, status), **extra_info})
     out.info["wall_time_s"] = wall
     return out
 
 
-def _write_checkpoint(run_dir: Path, net: Any, rule_state: dict[str, Any], metrics: dict[str, list[float]]) -> None:
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt.
+
+    model.npz, metrics and checkpoint.npz are each written atomically; this makes the set of
+    them one unit against Ctrl-C too. Only in the main thread with Python's default handler
+    (elsewhere signals cannot be handled, or someone else handles them).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _data_arrays(ds: Any) -> tuple[np.ndarray, ...]:
+    return ds.x_train, ds.y_train, ds.x_test, ds.y_test
+
+
+def _read_run_info(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: not a run directory written by analogdecor train")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not readable JSON ({exc})") from None
+
+
+def _write_checkpoint(
+    run_dir: Path, net: Any, rule_state: dict[str, Any], metrics: dict[str, list[float]]
+) -> None:
     """model.npz, metrics.json and metrics.csv as of now (each written atomically)."""
     save_model(run_dir, net, rule_state)
     write_json(run_dir / "metrics.json", metrics)
@@ -274,13 +424,15 @@ def _metrics_csv(metrics: dict[str, list[float]]) -> str:
     return buf.getvalue()
 
 
-def _progress(enabled: bool, total: int, cfg: TrainConfig):
+def _progress(enabled: bool, total: int, cfg: TrainConfig, initial: int = 0):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
     decor = "decorrelated " if cfg.decorrelation.enabled else ""
-    return tqdm(total=total, desc=f"{decor}{cfg.rule} on {cfg.backend}", unit="batch", leave=True)
+    return tqdm(
+        total=total, initial=initial, desc=f"{decor}{cfg.rule} on {cfg.backend}", unit="batch", leave=True
+    )
 
 
 def _plot_curves(path: Path, metrics: dict[str, list[float]], cfg: TrainConfig) -> None:

@@ -8,6 +8,8 @@ Layout written by :func:`analogdecor.training.train`::
     model.npz           network state (tile states, biases, R, running means) + rule state
     conductances.npz    G+ / G- (uS) of every analogue layer, with their names
     learning_curves.png loss and accuracy per epoch
+    checkpoint.npz      unfinished runs only: the rest of the training state, so that
+                        resume() continues exactly (analogdecor.training.checkpoint)
 
 Every file is written to a temporary name in the same directory and then
 moved into place with ``os.replace``, so an interrupted run never leaves a
