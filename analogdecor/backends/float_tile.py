@@ -12,19 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from analogdecor._arrays import as_batch
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.errors import ShapeError
 
 __all__ = ["FloatTile"]
-
-
-def _as_batch(arr: Any, size: int, name: str) -> np.ndarray:
-    a = np.asarray(arr, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.ndim != 2 or a.shape[1] != size:
-        raise ShapeError(f"{name} has shape {np.shape(arr)}: expected (batch, {size})")
-    return a
 
 
 class FloatTile:
@@ -49,14 +41,14 @@ class FloatTile:
         self.weights = np.zeros((self.out_size, self.in_size), dtype=np.float32)
 
     def forward(self, x: Any) -> np.ndarray:
-        return _as_batch(x, self.in_size, "x") @ self.weights.T
+        return as_batch("x", x, self.in_size, "in_size", vector_ok=True, finite=False) @ self.weights.T
 
     def backward(self, d: Any) -> np.ndarray:
-        return _as_batch(d, self.out_size, "d") @ self.weights
+        return as_batch("d", d, self.out_size, "out_size", vector_ok=True, finite=False) @ self.weights
 
     def update(self, x: Any, d: Any, lr: float) -> None:
-        xb = _as_batch(x, self.in_size, "x")
-        db = _as_batch(d, self.out_size, "d")
+        xb = as_batch("x", x, self.in_size, "in_size", vector_ok=True, finite=False)
+        db = as_batch("d", d, self.out_size, "out_size", vector_ok=True, finite=False)
         if xb.shape[0] != db.shape[0]:
             raise ShapeError(f"x has {xb.shape[0]} samples but d has {db.shape[0]}")
         self.weights -= np.float32(lr) * (db.T @ xb)

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from analogdecor._arrays import as_batch
 from analogdecor.config import from_dict, to_dict
 from analogdecor.crossbar import _update
 from analogdecor.crossbar._forward import analog_read, draw_seeds
@@ -49,21 +50,6 @@ def _check_seed(name: str, value, allow_none: bool = False):
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         raise ConfigError(f"{name} = {value!r}: must be an integer >= 0")
     return int(value)
-
-
-def _as_batch(name: str, arr, width: int, width_name: str) -> np.ndarray:
-    """``arr`` as a C-contiguous float32 (B, width) array; raise ShapeError/ValueError naming ``name``."""
-    a = np.asarray(arr)
-    if a.ndim != 2 or a.shape[1] != width:
-        raise ShapeError(f"{name} has shape {a.shape}; expected (batch, {width}) with {width} = {width_name}")
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
-        raise ShapeError(f"{name} has dtype {a.dtype}; expected real numbers")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf, reported below
-        a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
-        bad = int(np.size(a) - np.isfinite(a).sum())
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf, possibly after float32 cast)")
-    return a
 
 
 def _encode_rng(rng: np.random.Generator) -> np.ndarray:
@@ -177,12 +163,12 @@ class Tile:
         Returns (B, out_size) float32. With a perfect periphery this is exactly
         ``x.astype(float32) @ W.T``.
         """
-        x = _as_batch("x", x, self.in_size, "in_size")
+        x = as_batch("x", x, self.in_size, "in_size")
         return analog_read(self._w_read.T, x, self.config.forward, self._rng)
 
     def backward(self, d) -> np.ndarray:
         """Transposed read ``W^T d`` per row of ``d`` (B, out_size) through ``config.backward``."""
-        d = _as_batch("d", d, self.out_size, "out_size")
+        d = as_batch("d", d, self.out_size, "out_size")
         return analog_read(self._w_read, d, self.config.backward, self._rng)
 
     # ------------------------------------------------------------------ update
@@ -207,8 +193,8 @@ class Tile:
         ``W - float32(lr) * (d.T @ x)`` is applied at once and clipped to the
         device bounds (float SGD semantics).
         """
-        x = _as_batch("x", x, self.in_size, "in_size")
-        d = _as_batch("d", d, self.out_size, "out_size")
+        x = as_batch("x", x, self.in_size, "in_size")
+        d = as_batch("d", d, self.out_size, "out_size")
         if x.shape[0] != d.shape[0]:
             raise ShapeError(f"x has {x.shape[0]} rows but d has {d.shape[0]}; they must match (batch size)")
         if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer) or not math.isfinite(lr):

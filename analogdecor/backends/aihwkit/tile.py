@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from analogdecor._arrays import as_batch
 from analogdecor.backends.aihwkit._guard import require_aihwkit
 from analogdecor.backends.aihwkit.translate import check_translatable, to_rpu_config
 from analogdecor.crossbar.config import TileConfig
@@ -28,17 +29,6 @@ __all__ = ["AihwkitTile"]
 
 _DEVICE_STREAM = 0x5D1E  # spawn key of the numpy stream for analogdecor's own device draws
 _PROGRAM_STREAM = 0x960F  # spawn key of the numpy stream for programming noise
-
-
-def _batch(arr: Any, size: int, name: str) -> np.ndarray:
-    a = np.asarray(arr, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.ndim != 2 or a.shape[1] != size:
-        raise ShapeError(f"{name} has shape {np.shape(arr)}: expected (batch, {size})")
-    if not np.all(np.isfinite(a)):
-        raise ShapeError(f"{name} contains NaN or infinite values")
-    return np.ascontiguousarray(a)
 
 
 class AihwkitTile:
@@ -159,7 +149,7 @@ class AihwkitTile:
     # ------------------------------------------------------------------ the Tile contract
     def forward(self, x: Any) -> np.ndarray:
         """Analogue read y = W x per sample through the forward periphery: (B, in) -> (B, out) float32."""
-        xb = _batch(x, self.in_size, "x")
+        xb = as_batch("x", x, self.in_size, "in_size", vector_ok=True)
         return (
             self._tile.forward(self._torch(xb), False, False, False, False)
             .numpy()
@@ -168,7 +158,7 @@ class AihwkitTile:
 
     def backward(self, d: Any) -> np.ndarray:
         """Transposed read W^T d per sample through the backward periphery: (B, out) -> (B, in) float32."""
-        db = _batch(d, self.out_size, "d")
+        db = as_batch("d", d, self.out_size, "out_size", vector_ok=True)
         return (
             self._tile.backward(self._torch(db), False, False, False).numpy().astype(np.float32, copy=False)
         )
@@ -178,8 +168,8 @@ class AihwkitTile:
 
         ``lr`` < 0 is applied as ``|lr|`` with ``-d`` (aihwkit takes positive rates only).
         """
-        xb = _batch(x, self.in_size, "x")
-        db = _batch(d, self.out_size, "d")
+        xb = as_batch("x", x, self.in_size, "in_size", vector_ok=True)
+        db = as_batch("d", d, self.out_size, "out_size", vector_ok=True)
         if xb.shape[0] != db.shape[0]:
             raise ShapeError(f"x has {xb.shape[0]} samples but d has {db.shape[0]}")
         lr = float(lr)
