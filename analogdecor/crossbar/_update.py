@@ -173,7 +173,6 @@ def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
     that fired.
     """
     n_samples, n_in = x.shape
-    n_words = fmask.shape[2]
     for n in prange(n_samples):
         n_slots = bl[n]
         c = 0
@@ -187,17 +186,26 @@ def _x_lines_body(x, bl, scale_x, seed, fcol, fmask, nfired):
             for k in range(n_lit):
                 j = fcol[n, k]
                 p = min(sx * abs(np.float64(x[n, j])), 1.0)
-                fired = _ZERO
-                for wd in range(n_words):
-                    m = _ZERO
-                    for t in range(min(n_slots - wd * 64, 64)):
-                        u, st = uniform(st)
-                        m |= np.uint64(u < p) << np.uint64(t)
-                    fmask[n, c, wd] = m
-                    fired |= m
+                fired, st = _draw_line(p, n_slots, fmask[n, c], st)
                 fcol[n, c] = j  # c <= k: overwrites only columns already read
                 c += fired != _ZERO
         nfired[n] = c
+
+
+@njit(inline="always")
+def _draw_line(p, n_slots, out, st):
+    """One line's bit stream: slot t fires with probability ``p``, stored as bit t % 64 of
+    ``out[t // 64]``; one uniform per slot, slots in order. Returns (union of the words, stream state).
+    """
+    fired = _ZERO
+    for wd in range(out.shape[0]):
+        m = _ZERO
+        for t in range(min(n_slots - wd * 64, 64)):
+            u, st = uniform(st)
+            m |= np.uint64(u < p) << np.uint64(t)
+        out[wd] = m
+        fired |= m
+    return fired, st
 
 
 @njit(inline="always")
@@ -303,14 +311,7 @@ def _make_pulse_rows(model, pair, deterministic, faults):
                 if deterministic:
                     n_visit = n_in
                 else:
-                    fired = _ZERO
-                    for wd in range(n_words):
-                        m = _ZERO
-                        for t in range(min(n_slots - wd * 64, 64)):
-                            u, st = uniform(st)
-                            m |= np.uint64(u < p_d) << np.uint64(t)
-                        dmask[wd] = m
-                        fired |= m
+                    fired, st = _draw_line(p_d, n_slots, dmask, st)
                     if fired == _ZERO:
                         continue
                     n_visit = nfired[n]
