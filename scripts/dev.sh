@@ -2,7 +2,8 @@
 # One entry point for set-up, the demo and the test suite (the README's two commands).
 #
 #   bash scripts/dev.sh demo    # set up .venv (core) and run the main job on the embedded default
-#   bash scripts/dev.sh test    # set up .venv (core + aihwkit backend) and run the whole test suite
+#   bash scripts/dev.sh test    # set up .venv (core + aihwkit backend), run the checks (ruff, mypy) and the whole test suite
+#   bash scripts/dev.sh check   # the checks alone: ruff on the code, mypy on the package
 #   bash scripts/dev.sh setup   # set-up only (core + aihwkit)
 #
 # Versions come from constraints.txt (torch==2.13.0 among them). aihwkit 1.2.0 has no wheel
@@ -62,6 +63,13 @@ setup_aihwkit() {
     || { log "aihwkit 1.2.0 installed but does not import; see the error above"; return 1; }
 }
 
+run_checks() {
+  log "ruff check"
+  "$VENV/bin/python" -m ruff check analogdecor tests scripts
+  log "mypy analogdecor (settings in pyproject.toml)"
+  "$VENV/bin/python" -m mypy
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
@@ -74,13 +82,18 @@ case "$cmd" in
     exec "$VENV/bin/analogdecor" train --rule np --decorrelation on --backend numba --device ReRamES \
       --dataset digits --epochs 5 --seed 0 --out runs/demo "$@"
     ;;
+  check)
+    setup_core
+    run_checks
+    ;;
   test)
     setup_core
     setup_aihwkit
+    run_checks
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: bash scripts/dev.sh {demo|test|setup} [extra args]" >&2
+    echo "usage: bash scripts/dev.sh {demo|test|check|setup} [extra args]" >&2
     exit 2
     ;;
 esac

@@ -58,7 +58,7 @@ def _show(args: argparse.Namespace) -> int:
     cfg = preset.config
     for section in ("device", "forward", "backward", "update", "mapping"):
         obj = getattr(cfg, section)
-        docs = field_docs(type(obj))
+        docs = field_docs(type(obj))  # type: ignore[arg-type]  # lru_cache wants Hashable
         print(f"\n[{section}]")
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)

@@ -129,7 +129,7 @@ def forward_conditions(io: IOConfig) -> dict[str, IOConfig]:
     """The read configurations to compare: each noise source of ``io`` alone, then ``io`` itself."""
     if io.is_perfect:
         return {"perfect": io}
-    off = dict(inp_noise=0.0, w_noise=0.0)
+    off: dict[str, Any] = dict(inp_noise=0.0, w_noise=0.0)
     conds: dict[str, IOConfig] = {}
     if io.inp_bits is not None:
         conds["dac"] = dataclasses.replace(io, **off, out_bits=None, out_noise=0.0)

@@ -12,6 +12,7 @@ equivalent z for the Bonferroni family of the whole run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def training_curves(preset: str, backend: str, spec: TrainingSpec) -> list[dict[
     out = []
     for seed in range(spec.seeds):
         cfg = TrainConfig(
-            rule=spec.rule, backend=backend, device=preset, seed=seed,
+            rule=cast(Any, spec.rule), backend=cast(Any, backend), device=preset, seed=seed,
             model=ModelConfig(hidden=tuple(spec.hidden)), data=DataConfig(dataset=spec.dataset),
             optim=OptimConfig(optimizer="sgd", lr=spec.lr, batch_size=spec.batch_size, epochs=spec.epochs),
         )  # fmt: skip

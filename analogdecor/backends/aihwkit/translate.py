@@ -126,7 +126,7 @@ def _untranslated(obj: Any, path: str) -> None:
     for f in dataclasses.fields(obj):
         if f.name in known:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         if getattr(obj, f.name) != default:
             raise ConfigError(
                 f"{path}.{f.name} = {getattr(obj, f.name)!r} has no translation to aihwkit in analogdecor yet; "
