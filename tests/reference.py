@@ -241,7 +241,8 @@ def ref_snap(w, step, bmin, bmax):
     return w if (q > bmax or q < bmin) else q
 
 
-def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x, seed_rows, pair=None):
+def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x, seed_rows, pair=None,
+                      counts=None):  # fmt: skip
     """Pulsed update of a whole tile, sample by sample (stochastic or deterministic).
 
     ``w``/``w_read`` are float32 arrays updated in place; ``arrays`` the tile's
@@ -249,7 +250,8 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
     (w_plus, w_minus, lo_plus, lo_minus) for one-sided pairs (w+, w- updated in
     place): a pulse raising w is an up pulse of G+ (params scale_up, shape_up,
     bounds [lo_plus, b_max]), one lowering w an up pulse of G- (scale_down,
-    shape_down, [lo_minus, -b_min]).
+    shape_down, [lo_minus, -b_min]). ``counts`` = (up, down) integer arrays, if given, add every
+    device's fired pulses (faulty devices included).
     """
     n_out, n_in = w.shape
     man = ref_management(x, d, lr, ref_granularity(dev), upd.desired_bl, upd.update_management,
@@ -289,9 +291,13 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
                 for j in range(n_in):  # coincidences: slots where both lines fired
                     count[j] = len(fired[n][j] & d_slots)
             for j in range(n_in):  # devices in ascending column order
-                if count[j] == 0 or arrays.fault[i, j] != 0:
+                if count[j] == 0:
                     continue
                 up = sgn_lr * (1.0 if di > 0 else -1.0) * (1.0 if float(x[n, j]) > 0 else -1.0) < 0
+                if counts is not None:
+                    counts[0 if up else 1][i, j] += count[j]
+                if arrays.fault[i, j] != 0:
+                    continue
                 p = {k: float(v[i, j]) for k, v in p_of.items()}
                 if pair is not None:
                     wp, wm, lo_p, lo_m = pair

@@ -61,10 +61,15 @@ def _compare(cfg, x, d, lr, w_init=None, seed=11, refresh=False):
     gen = copy.deepcopy(tile._rng)
     if not refresh:
         tile._refresh_pairs = lambda: None  # compare the pulses alone
+    counts_before = tile.pulse_counts()
     tile.update(x, d, lr)
     s = gen.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+    counts = [c.astype(np.int64) for c in counts_before]
     ref_pulsed_update(w, w_read, tile.device_arrays, cfg.device, cfg.update, tile._level_step, x, d, lr,
-                      int(s[0]), int(s[1]), pair)  # fmt: skip
+                      int(s[0]), int(s[1]), pair, counts)  # fmt: skip
+    up, down = tile.pulse_counts()  # the kernel counts every pulse the reference fires, per direction
+    np.testing.assert_array_equal(up, counts[0])
+    np.testing.assert_array_equal(down, counts[1])
     if pair is not None:
         np.testing.assert_array_equal(tile._wp, pair[0])
         np.testing.assert_array_equal(tile._wm, pair[1])
@@ -376,3 +381,25 @@ def test_serial_and_parallel_builds_of_one_body_are_cached_apart(tmp_path):
     subprocess.run([sys.executable, "-c", "import kern"], check=True, env=env, timeout=300, cwd=tmp_path)
     index = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").rglob("*.nbi"))
     assert index == ["kern.body", "kern.body__parallel"]
+
+
+def test_pulse_counters_do_not_wrap_past_uint32():
+    """Counters start at 2**32 - 1 (a saved long run) and keep counting: no wrap, no saturation."""
+    cfg = TileConfig(device=FAMILIES["constant"], update=UpdateConfig(desired_bl=31))
+    x, d = _data(4, 6, 5, 4)
+    fresh = Tile(4, 5, cfg, seed=3)
+    fresh.update(x, d, 0.5)
+    state = Tile(4, 5, cfg, seed=3).state_dict()
+    start = np.uint64(2**32 - 1)
+    state["pulses_up"] = np.full((4, 5), start, np.uint64)
+    state["pulses_down"] = np.full((4, 5), start, np.uint64)
+    long_run = Tile(4, 5, cfg, seed=3)
+    long_run.load_state_dict(state)
+    long_run.update(x, d, 0.5)
+    for got, new in zip(long_run.pulse_counts(), fresh.pulse_counts(), strict=True):
+        assert got.dtype == np.uint64
+        np.testing.assert_array_equal(got, new.astype(np.uint64) + start)
+    assert (fresh.pulse_counts()[0] > 0).any()
+    assert (fresh.pulse_counts()[1] > 0).any()
+    again = Tile.from_state_dict(long_run.state_dict())
+    np.testing.assert_array_equal(again.pulse_counts()[0], long_run.pulse_counts()[0])

@@ -6,7 +6,9 @@ read_weights, conductances, state_dict, load_state_dict):
 
 - ``"float"``: :class:`~analogdecor.backends.float_tile.FloatTile`, plain float32
   weights; a digital parameter, so SGD or Adam can update it (``is_analog`` False).
-- ``"numba"``: :class:`analogdecor.crossbar.tile.Tile`, the numba crossbar emulator.
+- ``"numba"``: :class:`analogdecor.crossbar.tile.Tile`, the numba crossbar emulator, or an
+  :class:`analogdecor.crossbar.arrays.ArrayTile` (a grid of them) when ``mapping.array_rows`` /
+  ``array_cols`` are smaller than the matrix.
 - ``"aihwkit"``: ``analogdecor.backends.aihwkit.AihwkitTile`` (IBM aihwkit; optional,
   imported only when asked for).
 
@@ -44,10 +46,10 @@ def make_tile(
     cfg = tile_config if tile_config is not None else TileConfig.ideal()
     if backend == "float":
         return FloatTile(out_size, in_size, cfg, seed=seed)
-    if backend == "numba":
-        from analogdecor.crossbar.tile import Tile
+    if backend == "numba":  # a grid of arrays when mapping.array_rows / array_cols split the matrix
+        from analogdecor.crossbar.arrays import make_numba_tile
 
-        return Tile(out_size, in_size, cfg, seed=seed)
+        return make_numba_tile(out_size, in_size, cfg, seed=seed)
     if backend == "aihwkit":
         from analogdecor.backends.aihwkit import AihwkitTile
 

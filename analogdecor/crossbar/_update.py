@@ -276,8 +276,13 @@ def _make_pulse_rows(model, pair, deterministic, faults):
     def _pulse_rows(w, w_read, w_plus, w_minus, lo_plus, lo_minus, x, d, lr_sign, bl, scale_x, scale_d,
                     fcol, fmask, nfired, seed, scale_up, scale_down, slope_up, slope_down, b_min, b_max, fault,
                     std, mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
-                    std_slope, write_noise, level_step):  # fmt: skip
+                    std_slope, write_noise, level_step, counts):  # fmt: skip
         """Apply the batch's pulses row by row (parallel over rows, samples in order within a row).
+
+        ``counts`` (2, out, in) uint64 accumulates the pulses fired at every device
+        (``counts[0]``: up pulses, raising w; ``counts[1]``: down pulses; for a
+        one-sided pair, the pulses into G+ and G-), faulty devices included
+        (their lines fire all the same). Each row writes only its own entries.
 
         ``w`` and ``w_read`` (out, in) float32 are updated in place. ``write_noise``
         is the absolute std of the apparent-weight noise (write_noise_std dw_min).
@@ -326,9 +331,12 @@ def _make_pulse_rows(model, pair, deterministic, faults):
                         cnt = popcount(fmask[n, k, 0] & dmask[0])
                         for wd in range(1, n_words):
                             cnt += popcount(fmask[n, k, wd] & dmask[wd])
-                    if cnt == 0 or (faults and fault[i, j] != 0):
+                    if cnt == 0:
                         continue
                     up = sd_sign * (1.0 if x[n, j] > 0 else -1.0) < 0.0
+                    counts[0 if up else 1, i, j] += np.uint64(cnt)
+                    if faults and fault[i, j] != 0:
+                        continue
                     if pair:
                         if up:
                             su, sl = np.float64(scale_up[i, j]), np.float64(slope_up[i, j])

@@ -122,8 +122,16 @@ class MappingConfig:
     |bound| of the tile's devices after their device-to-device spread (so every conductance stays in range)."""
     levels: int = 0
     """Number of distinct conductance levels per device (0: continuous)."""
+    array_rows: int | None = None
+    """Rows (outputs) of one physical array. A logical tile with more outputs is split over a grid of
+    arrays, each with its own periphery, and partial sums are added digitally
+    (:class:`analogdecor.crossbar.arrays.ArrayTile`). None: one array holds the whole tile."""
+    array_cols: int | None = None
+    """Columns (inputs) of one physical array (as ``array_rows``, for the inputs). None: the whole tile."""
 
     def __post_init__(self) -> None:
+        check_int(self, "array_rows", minimum=1, allow_none=True)
+        check_int(self, "array_cols", minimum=1, allow_none=True)
         check_nonneg(self, "g_min")
         check_positive(self, "g_max")
         if self.g_max <= self.g_min:

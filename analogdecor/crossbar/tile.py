@@ -150,6 +150,18 @@ class Tile:
             self._w = self._snap(w0)
         self._w_read = self._w.copy()
         self._masks = _update.MaskBuffers()
+        self._pulses = np.zeros((2, *shape), np.uint64)
+
+    def use_w_scale(self, w_scale: float) -> None:
+        """Map ``w_scale`` onto g_max - g_min from now on (the arrays of one logical tile share one scale).
+
+        Only a scale at least as large as every device's |bound| keeps every
+        conductance in range; the conductance levels follow the new scale.
+        """
+        if not (math.isfinite(w_scale) and w_scale > 0):
+            raise ConfigError(f"w_scale = {w_scale!r}: must be a finite number > 0")
+        self.w_scale = float(w_scale)
+        self._level_step = level_step(self.w_scale, self.config.mapping.levels)
 
     def _set_device_views(self) -> None:
         """Derived views of the device arrays (call whenever ``self._dev`` is replaced)."""
@@ -232,7 +244,7 @@ class Tile:
             a.b_min, a.b_max, a.fault, float(dev.dw_min_std), bool(dev.mult_noise),
             float(dev.a), float(dev.b), float(dev.gamma_up), float(dev.gamma_down), float(dev.A_up),
             float(dev.A_down), float(dev.dw_min_std_add), float(dev.dw_min_std_slope),
-            float(dev.write_noise_std * dev.dw_min), float(self._level_step), work=work,
+            float(dev.write_noise_std * dev.dw_min), float(self._level_step), self._pulses, work=work,
         )  # fmt: skip
         if self._pair is not None:
             self._refresh_pairs()
@@ -394,6 +406,17 @@ class Tile:
         m = self.config.mapping
         return conductances_to_weights(g_plus, g_minus, m.g_min, m.g_max, self.w_scale).astype(np.float32)
 
+    def pulse_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(up, down) pulses fired at every device by pulsed updates so far, uint64 (out_size, in_size).
+
+        Up pulses raise the weight, down pulses lower it (one-sided pairs: pulses
+        into G+ and into G-). Counted in the update kernel itself, faulty devices
+        included; float updates (``pulse_type = "none"``, ideal devices),
+        programming and pair refreshes fire no counted pulses. uint64 cannot
+        overflow in any run (1.8e19 pulses).
+        """
+        return self._pulses[0].copy(), self._pulses[1].copy()
+
     @property
     def device_arrays(self) -> DeviceArrays:
         """The hidden per-device parameters (bounds, step sizes, faults); read-only by convention."""
@@ -413,6 +436,8 @@ class Tile:
             "w_read": self._w_read.copy(),
             "rng_state": _encode_rng(self._rng),
             "refresh_count": np.int64(self.refresh_count),
+            "pulses_up": self._pulses[0].copy(),
+            "pulses_down": self._pulses[1].copy(),
         }
         if self._pair is not None:
             out["pair.w_plus"] = self._wp.copy()
@@ -457,6 +482,14 @@ class Tile:
         self._level_step = level_step(self.w_scale, self.config.mapping.levels)
         self._rng = _decode_rng(state["rng_state"])
         self.refresh_count = int(state.get("refresh_count", 0))
+        self._pulses = np.zeros((2, *shape), np.uint64)
+        for k, name in enumerate(("pulses_up", "pulses_down")):  # absent in states saved before counting
+            if name in state:
+                arr = np.asarray(state[name])
+                if arr.shape != shape or arr.dtype.kind not in "ui" or (arr.dtype.kind == "i" and (arr < 0).any()):
+                    raise ShapeError(f"state[{name!r}]: expected non-negative integers of shape {shape}, "
+                                     f"got {arr.dtype} {arr.shape}")  # fmt: skip
+                self._pulses[k] = arr
         if "pair.w_plus" in state:
             self._wp = np.array(arrays["pair.w_plus"], np.float32)
             self._wm = np.array(arrays["pair.w_minus"], np.float32)

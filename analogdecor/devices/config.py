@@ -121,6 +121,11 @@ class DeviceConfig:
     refresh_lower_thres: float = 0.25
     """One-sided pair: lower threshold of the refresh criterion (fraction of w_max)."""
 
+    endurance: float | None = None
+    """Pulses a device takes before it wears out (order of magnitude, from the preset's
+    ``[source].endurance_source``); training warns when a device's up + down pulse count passes it.
+    None: unknown (no warning). Bookkeeping only: it does not change the device's behaviour."""
+
     def __post_init__(self) -> None:
         check_choice(self, "model", DEVICE_MODELS)
         for name in ("dw_min",):
@@ -145,6 +150,7 @@ class DeviceConfig:
             )
         if self.model == "pow":
             check_positive(self, "pow_gamma")
+        check_positive(self, "endurance", allow_none=True)
         check_range(self, "stuck_fraction", 0.0, 1.0)
         check_range(self, "dead_fraction", 0.0, 1.0)
         check_range(self, "refresh_upper_thres", 0.0, 1.0)

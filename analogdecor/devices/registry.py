@@ -48,6 +48,8 @@ class PresetSource:
     """Where the parameter values come from (e.g. the aihwkit preset class)."""
     notes: str = ""
     """Caveats: what of the original model is not emulated."""
+    endurance_source: str = ""
+    """Where ``device.endurance`` comes from (required when the preset sets it)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -116,6 +118,9 @@ def preset_info(name: str) -> Preset:
         raise ConfigError(f"{path}: {exc}") from None
     if source.name != path.stem:
         raise ConfigError(f"{path}: source.name = {source.name!r} must equal the file name {path.stem!r}")
+    if config.device.endurance is not None and not source.endurance_source:
+        raise ConfigError(f"{path}: device.endurance = {config.device.endurance!r} needs "
+                          "source.endurance_source (where the figure comes from)")  # fmt: skip
     return Preset(name=path.stem, path=path, source=source, config=config)
 
 

@@ -12,6 +12,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from analogdecor.training.checkpoint import (
     write_checkpoint,
 )
 from analogdecor.training.config import TrainConfig, resolve_tile_config
+from analogdecor.training.pulses import EnduranceWarning, check_endurance, save_pulse_counts
 from analogdecor.training.rundir import (
     atomic_write_bytes,
     atomic_write_text,
@@ -268,6 +270,7 @@ def _fit(
     status = "finished"
     zca = cfg.decorrelation.enabled and cfg.decorrelation.rule == "zca"
     checkpointed = done
+    endurance = _EnduranceMonitor()
     try:
         for epoch in range(done + 1, o.epochs + 1):
             te = time.perf_counter()
@@ -314,6 +317,7 @@ def _fit(
                 )
             if status == "diverged":
                 break
+            endurance.check(net)
             if run_dir is not None and epoch < o.epochs:
                 # Checkpoint at every epoch boundary: an interrupted run keeps every finished
                 # epoch's metrics and the model as it was at the end of the last one, and
@@ -345,11 +349,31 @@ def _fit(
         _write_checkpoint(run_dir, net, rule_state, metrics)
         (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # only an unfinished run needs it
         out.info["analog_layers"] = save_conductances(run_dir, net)
+        out.info["pulses"] = save_pulse_counts(run_dir, net)
         _plot_curves(run_dir / "learning_curves.png", metrics, cfg)
         ended = _dt.datetime.now(_dt.UTC)
-        write_json(run_dir / "run.json", {**_run_info(cfg, started, ended, wall, status), **extra_info})
+        pulses = {"pulses": out.info["pulses"]} if out.info["pulses"] else {}
+        write_json(run_dir / "run.json", {**_run_info(cfg, started, ended, wall, status), **pulses, **extra_info})
     out.info["wall_time_s"] = wall
     return out
+
+
+class _EnduranceMonitor:
+    """Warns (EnduranceWarning) the first time a layer has a device past ``device.endurance``."""
+
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
+
+    def check(self, net: Any) -> None:
+        for rec in check_endurance(net, warn=False):
+            if rec["layer"] not in self.warned:
+                self.warned.add(rec["layer"])
+                warnings.warn(
+                    f"{rec['layer']}: {rec['devices_over']} device(s) received more pulses than the preset's "
+                    f"endurance ({rec['max_pulses']} > device.endurance = {rec['endurance']:g})",
+                    EnduranceWarning,
+                    stacklevel=3,
+                )
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ Layout written by :func:`analogdecor.training.train`::
     metrics.csv/.json   per-epoch train/test loss and accuracy
     model.npz           network state (tile states, biases, R, running means) + rule state
     conductances.npz    G+ / G- (uS) of every analogue layer, with their names
+    pulses.npz          up / down pulses fired at every device (numba backend; training.pulses)
     learning_curves.png loss and accuracy per epoch
     checkpoint.npz      unfinished runs only: the rest of the training state, so that
                         resume() continues exactly (analogdecor.training.checkpoint)

@@ -95,6 +95,7 @@ TRANSLATED_FIELDS: dict[type, frozenset[str]] = {
             "one_sided_pair",
             "refresh_upper_thres",
             "refresh_lower_thres",
+            "endurance",  # bookkeeping (pulse-count warning), no device behaviour to translate
         ]
     ),
     IOConfig: frozenset(
@@ -141,6 +142,13 @@ def check_translatable(cfg: TileConfig) -> None:
     """
     if not isinstance(cfg, TileConfig):
         raise ConfigError(f"tile config is a {type(cfg).__name__}: expected a TileConfig")
+    for name in ("array_rows", "array_cols"):
+        if getattr(cfg.mapping, name) is not None:
+            raise ConfigError(
+                f"MappingConfig.{name} = {getattr(cfg.mapping, name)!r}: physical arrays are not available on "
+                "the aihwkit backend (each layer runs on one aihwkit AnalogTile, which has no tile mapping; "
+                "aihwkit splits layers only inside its torch modules); use backend 'numba', or leave it unset"
+            )
     for path, part in (("TileConfig.device", cfg.device), ("TileConfig.forward", cfg.forward),
                        ("TileConfig.backward", cfg.backward), ("TileConfig.update", cfg.update),
                        ("TileConfig.mapping", cfg.mapping)):  # fmt: skip
