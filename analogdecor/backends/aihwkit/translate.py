@@ -115,7 +115,7 @@ TRANSLATED_FIELDS: dict[type, frozenset[str]] = {
         ]
     ),
     UpdateConfig: frozenset(["pulse_type", "desired_bl", "update_management", "update_bl_management"]),
-    MappingConfig: frozenset(["g_min", "g_max", "w_scale", "levels"]),
+    MappingConfig: frozenset(["g_min", "g_max", "w_scale", "levels", "array_rows", "array_cols"]),  # arrays: refused
 }
 """Every field this module (or AihwkitTile) translates. A field added to the configs later and not
 listed here is refused by :func:`check_translatable` when it differs from its default, so a new
