@@ -16,7 +16,7 @@ from analogdecor import __version__
 from analogdecor.errors import AnalogDecorError
 
 # Order = order in --help. Each name is a module of analogdecor.cli.
-SUBCOMMANDS: tuple[str, ...] = ("train", "devices", "validate", "sweep", "export", "evaluate", "bench")
+SUBCOMMANDS: tuple[str, ...] = ("train", "devices", "validate", "sweep", "export", "evaluate", "cost", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

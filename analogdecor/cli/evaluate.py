@@ -55,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="IR drop with this wire resistance per cell",
     )
     p.add_argument("--ir-drop-layers", default="", help="comma-separated tiles for IR drop (default: all)")
+    p.add_argument(
+        "--deploy",
+        choices=("folded", "separate", "digital"),
+        default=None,
+        help="decorrelated networks: program W R folded, R on its own arrays (separate, as trained) or R in "
+        "digital periphery (default: as trained)",
+    )
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/evaluate)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)
@@ -75,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         n_ref=args.n_ref,
         n_test=args.n_test,
         drift_compensation=not args.no_drift_compensation,
+        deploy=args.deploy,
         write_verify=WriteVerifyConfig(
             enabled=args.write_verify,
             tolerance=args.wv_tolerance,
@@ -94,6 +102,11 @@ def _run(args: argparse.Namespace) -> int:
         f"as trained: {result.baseline_accuracy:.4f}   model: {desc.get('model')}"
         f"   noise backend: {desc.get('noise_backend', 'analogdecor')}"
     )
+    arrays = result.deployment.get("arrays")
+    if arrays is not None:
+        size = "x".join("whole" if v is None else str(v) for v in arrays["array_size"])
+        print(f"deploy {result.deployment['deploy']}: {arrays['total']} array(s) of {size}: "
+              + ", ".join(f"{k} {v['grid'][0]}x{v['grid'][1]}" for k, v in arrays["matrices"].items()))  # fmt: skip
     print(format_table(result))
     if cfg.write_verify.enabled:
         for name, rep in result.write_verify[0].items():

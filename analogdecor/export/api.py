@@ -127,7 +127,7 @@ def load_into(network: Any, exp: ConductanceExport) -> Any:
 
 
 def import_network(path: str | Path, fmt: str | None = None, *, network: Any = None) -> Any:
-    """Rebuild a network from an export (npz, hdf5 or csv).
+    """Rebuild a network from an export (npz, hdf5, csv, or a chip export folder).
 
     Parameters
     ----------
@@ -138,7 +138,12 @@ def import_network(path: str | Path, fmt: str | None = None, *, network: Any = N
         from the export's ``run_config`` (a TrainConfig), the tiles' TileConfig and
         the layer shapes with :func:`analogdecor.training.build_network`.
     """
-    exp = read_export(path, fmt)
+    if fmt == "chip" or (fmt is None and (Path(path) / "manifest.jsonl").is_file()):
+        from analogdecor.export.chip import read_chip_export
+
+        exp = read_chip_export(path)
+    else:
+        exp = read_export(path, fmt)
     if network is None:
         network = _build_from_export(exp, path)
     return load_into(network, exp)

@@ -30,6 +30,7 @@ import numpy as np
 
 from analogdecor.config import check_choice, check_int, to_dict
 from analogdecor.crossbar.mapping import conductances_to_weights
+from analogdecor.deploy import DEPLOY_MODES, arrays_needed, deploy_network
 from analogdecor.errors import ConfigError
 from analogdecor.inference.compensation import drift_compensation_scale
 from analogdecor.inference.irdrop import IRDropConfig, ir_drop_conductances
@@ -119,11 +120,16 @@ class EvaluateConfig:
     """Evaluate on the first n_test test samples (None: all)."""
     drift_compensation: bool = True
     """Also report the accuracy with global drift compensation (False: the uncompensated column only)."""
+    deploy: str | None = None
+    """How a decorrelated network goes on the chip (:mod:`analogdecor.deploy`): "folded" (W R and the bias
+    correction programmed, R costs nothing), "separate" (R on its own arrays, as trained) or "digital" (R in
+    digital periphery); None: as trained."""
     write_verify: WriteVerifyConfig = field(default_factory=WriteVerifyConfig)
     ir_drop: IRDropConfig = field(default_factory=IRDropConfig)
 
     def __post_init__(self) -> None:
         check_choice(self, "noise_backend", NOISE_BACKENDS)
+        check_choice(self, "deploy", (None, *DEPLOY_MODES))
         check_int(self, "seeds", minimum=1)
         check_int(self, "seed", minimum=0)
         check_int(self, "n_ref", minimum=1)
@@ -151,6 +157,8 @@ class EvaluationResult:
     """Per seed: layer -> drift-compensation scale at each time."""
     config: EvaluateConfig
     model_description: dict[str, Any]
+    deployment: dict[str, Any] = field(default_factory=dict)
+    """evaluate_run: the deploy mode and the arrays it takes (:func:`analogdecor.deploy.arrays_needed`)."""
 
     @property
     def compensated(self) -> bool:
@@ -193,6 +201,7 @@ class EvaluationResult:
             "write_verify": self.write_verify,
             "drift_compensation_scales": self.alphas,
             "table": self.rows(),
+            "deployment": self.deployment,
         }
 
 
@@ -417,15 +426,23 @@ def evaluate_run(
     """``analogdecor evaluate RUN_DIR``: load the run and its data, evaluate, write RUN_DIR/evaluate/."""
     from analogdecor.data import load_dataset
     from analogdecor.training import load_run
+    from analogdecor.training.rundir import load_run_config
 
     run_dir = Path(run_dir)
     cfg = config or EvaluateConfig()
     train_cfg, network = load_run(run_dir)
+    _, tile_cfg = load_run_config(run_dir)
+    deployment: dict[str, Any] = {"deploy": cfg.deploy or "as trained"}
+    if cfg.deploy is not None:
+        deployment["arrays"] = arrays_needed(network, tile_cfg, cfg.deploy)
+        network = deploy_network(network, cfg.deploy, backend=train_cfg.backend, tile_config=tile_cfg,
+                                 weight_scaling=train_cfg.model.weight_scaling, seed=train_cfg.seed)  # fmt: skip
     d = train_cfg.data
     data = load_dataset(d.dataset, d.data_dir, seed=train_cfg.seed, n_train=d.n_train, n_test=d.n_test)
     x_test, y_test = data.x_test, data.y_test
     if cfg.n_test is not None:
         x_test, y_test = x_test[: cfg.n_test], y_test[: cfg.n_test]
     result = evaluate_network(network, x_test, y_test, data.x_train[: cfg.n_ref], cfg, progress=progress)
+    result.deployment = deployment
     paths = write_results(result, out_dir if out_dir is not None else run_dir / "evaluate")
     return result, paths

@@ -352,7 +352,10 @@ def _fit(
         out.info["pulses"] = save_pulse_counts(run_dir, net)
         _plot_curves(run_dir / "learning_curves.png", metrics, cfg)
         ended = _dt.datetime.now(_dt.UTC)
-        pulses = {"pulses": out.info["pulses"]} if out.info["pulses"] else {}
+        trained = sum(1 for v in metrics["train_loss"] if math.isfinite(v))
+        pulses = {"training_steps": trained * n_batches}  # the cost model's steps (pulses per step)
+        if out.info["pulses"]:
+            pulses["pulses"] = out.info["pulses"]
         write_json(run_dir / "run.json", {**_run_info(cfg, started, ended, wall, status), **pulses, **extra_info})
     out.info["wall_time_s"] = wall
     return out
