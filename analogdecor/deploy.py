@@ -8,7 +8,8 @@ Three ways to run a decorrelated layer ``a = alpha W R (x - mu) + b`` at inferen
     analogue tile (on the run's backend, with its tile config) holding W_eff / alpha',
     alpha' = max|W_eff| / weight_scaling a digital output scale.
 ``separate``
-    R on arrays of its own, as trained (needs a run whose R was trained on tiles).
+    R on arrays of its own: as trained when R was trained on tiles; an R trained in float
+    is programmed onto fresh tiles (R / s, s = max|R| / weight_scaling a digital scale).
 ``digital``
     R in digital periphery: the trained R (as a read of its tile) becomes a float matrix;
     only W is on arrays.
@@ -51,19 +52,28 @@ def deploy_network(net: Any, mode: str, *, backend: str, tile_config: TileConfig
     Raises
     ------
     ConfigError
-        An unknown mode; ``separate`` for a run whose R was kept digital in training; ``folded``
-        for a layer whose decorrelation has no linear fold (no ``matrix()``).
+        An unknown mode, or ``folded`` for a layer whose decorrelation has no linear fold (no
+        ``matrix()``).
     """
     _check_mode(mode)
     decorrelated = [(i, layer) for i, layer in param_layers(net) if getattr(layer, "decor", None) is not None]
     if mode == "separate":
-        digital_r = [i for i, layer in decorrelated if layer.decor.tile is None]
-        if digital_r:
-            raise ConfigError(
-                f"deploy = 'separate' puts R on its own arrays as trained, but layer(s) {digital_r} kept R digital "
-                "in training (decorrelation.on_tile = false): use deploy 'digital' or 'folded'"
-            )
-        return copy.deepcopy(net)
+        out = copy.deepcopy(net)
+        ss = np.random.SeedSequence([seed, 0x52])
+        seeds = [int(s) for s in ss.generate_state(len(out.layers), dtype=np.uint32)]
+        for i, layer in param_layers(out):
+            decor = getattr(layer, "decor", None)
+            if decor is None or decor.tile is not None:
+                continue  # no R, or R already on its own arrays as trained
+            # R trained in float: program it onto arrays of its own, z = s * (R / s) (x - mu)
+            R = decor.matrix().astype(np.float32)
+            tile = make_tile(backend, decor.dim, decor.dim, tile_config, seed=seeds[i])
+            s = 1.0
+            if weight_scaling is not None and is_analog(tile) and np.abs(R).max() > 0:
+                s = float(np.abs(R).max()) / weight_scaling
+            tile.set_weights((R / np.float32(s)).astype(np.float32))
+            decor.tile, decor.scale = tile, s
+        return out
     if mode == "digital":
         out = copy.deepcopy(net)
         for _, layer in param_layers(out):

@@ -73,9 +73,21 @@ def test_folded_deployment_equals_fold_and_digital_keeps_r():
     assert len(net.analog_layers()) == 4  # the input network is left as it was
 
 
-def test_separate_needs_r_on_tiles():
-    with pytest.raises(ConfigError, match=r"deploy = 'separate'.*kept R digital"):
-        deploy_network(_mlp(False), "separate", backend="numba", tile_config=TileConfig())
+def test_separate_programs_a_float_r_onto_arrays():
+    net = _mlp(False, cfg=TileConfig.ideal())
+    rng = np.random.default_rng(1)
+    for layer in net.layers:
+        layer.decor.load_state_dict({"mu": rng.normal(size=layer.decor.dim),
+                                     "R": np.eye(layer.decor.dim) + 0.01 * rng.standard_normal((layer.decor.dim,) * 2)})  # fmt: skip
+    sep = deploy_network(net, "separate", backend="numba", tile_config=TileConfig.ideal())
+    assert [n for n, _ in sep.analog_layers()] == ["layers.0.R", "layers.0.W", "layers.1.R", "layers.1.W"]
+    np.testing.assert_allclose(
+        sep.layers[0].decor.matrix(), net.layers[0].decor.matrix(), rtol=1e-5, atol=1e-6
+    )
+    x = rng.random((4, 784), dtype=np.float32)
+    np.testing.assert_allclose(sep.forward(x), net.forward(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="deploy = 'fused'"):
+        deploy_network(net, "fused", backend="numba", tile_config=TileConfig())
 
 
 def test_chip_export_round_trip_exact(run_dir, tmp_path):
