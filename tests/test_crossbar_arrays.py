@@ -143,3 +143,17 @@ def test_aihwkit_backend_refuses_arrays_clearly():
         ConfigError, match=r"MappingConfig\.array_rows = 256: physical arrays are not available"
     ):
         check_translatable(_with_arrays(TileConfig(), 256, None))
+
+
+def test_ir_drop_ends_at_every_array_border():
+    from analogdecor.inference.irdrop import ir_drop_arrays, ir_drop_conductances
+
+    rng = np.random.default_rng(3)
+    gp, gm = rng.uniform(0, 25, (2, 20, 30))
+    p, m = ir_drop_arrays(gp, gm, 2.0, [0, 8, 16, 20], [0, 15, 30])
+    bp, bm = ir_drop_conductances(gp[8:16, 15:30], gm[8:16, 15:30], 2.0)
+    np.testing.assert_array_equal(p[8:16, 15:30], bp)  # each array on its own
+    np.testing.assert_array_equal(m[8:16, 15:30], bm)
+    whole = ir_drop_conductances(gp, gm, 2.0)[0]
+    assert np.all(np.abs(gp - p) <= np.abs(gp - whole) + 1e-12)  # shorter wires, smaller drops
+    assert (np.abs(gp - p) < np.abs(gp - whole)).mean() > 0.5

@@ -62,6 +62,9 @@ def test_training_warns_past_the_endurance(tmp_path):
     cfg = apply_overrides(TrainConfig(), {**SMALL, "tile.device.endurance": 3.0})
     with pytest.warns(EnduranceWarning, match=r"layers\.\d\.[RW]: \d+ device\(s\) received more pulses"):
         train(cfg, tmp_path / "e", progress=False)
+    worn = json.loads((tmp_path / "e" / "run.json").read_text())["endurance_exceeded"]
+    assert {w["layer"] for w in worn} >= {"layers.0.W"}
+    assert all(w["max_pulses"] > 3 and w["devices_over"] > 0 for w in worn)
 
 
 def test_preset_endurance_needs_its_source(tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ from analogdecor.crossbar.mapping import conductances_to_weights
 from analogdecor.deploy import DEPLOY_MODES, arrays_needed, deploy_network
 from analogdecor.errors import ConfigError
 from analogdecor.inference.compensation import drift_compensation_scale
-from analogdecor.inference.irdrop import IRDropConfig, ir_drop_conductances
+from analogdecor.inference.irdrop import IRDropConfig, ir_drop_arrays, ir_drop_conductances
 from analogdecor.inference.models import InferenceNoiseModel, get_noise_model
 from analogdecor.inference.writeverify import WriteVerifyConfig, write_verify
 
@@ -242,7 +242,10 @@ def _read_into(net, targets, states, model, t, rng, ir):
         sp, sm = states[name]
         gp, gm = model.at_time(sp, t, rng), model.at_time(sm, t, rng)
         if ir.applies_to(name):
-            gp, gm = ir_drop_conductances(gp, gm, ir.r_wire)
+            if hasattr(tile, "row_edges"):  # physical arrays: the wires end at every array's border
+                gp, gm = ir_drop_arrays(gp, gm, ir.r_wire, tile.row_edges, tile.col_edges)
+            else:
+                gp, gm = ir_drop_conductances(gp, gm, ir.r_wire)
         w = conductances_to_weights(gp, gm, tgt.g_min, tgt.g_max, tgt.w_scale)
         tile.set_weights(w.astype(np.float32))
 

@@ -31,6 +31,7 @@ expansion of the exact resistive network, which the tests solve by nodal analysi
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from analogdecor.config import check_nonneg
 from analogdecor.errors import ShapeError
 
-__all__ = ["IRDropConfig", "ir_drop_conductances", "ir_drop_factors"]
+__all__ = ["IRDropConfig", "ir_drop_arrays", "ir_drop_conductances", "ir_drop_factors"]
 
 US = 1e-6
 """Siemens per microsiemens."""
@@ -127,3 +128,21 @@ def ir_drop_conductances(
             "for small wire drops: use a smaller r_wire or smaller tiles"
         )
     return gp * keep_plus, gm * keep_minus
+
+
+def ir_drop_arrays(
+    g_plus: np.ndarray, g_minus: np.ndarray, r_wire: float, row_edges: list[int], col_edges: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ir_drop_conductances` applied to every physical array of a tile on its own.
+
+    A tile split over arrays (:class:`analogdecor.crossbar.arrays.ArrayTile`) has its own drivers and
+    sense amplifiers per array, so the wires, and the drops along them, end at each array's border.
+    ``row_edges`` / ``col_edges`` are the arrays' start offsets plus the size ([0, a, 2a, ..., n]).
+    """
+    gp, gm = _check_pair(g_plus, g_minus)
+    out_p, out_m = gp.copy(), gm.copy()
+    for r0, r1 in itertools.pairwise(row_edges):
+        for c0, c1 in itertools.pairwise(col_edges):
+            sl = (slice(r0, r1), slice(c0, c1))
+            out_p[sl], out_m[sl] = ir_drop_conductances(gp[sl], gm[sl], r_wire)
+    return out_p, out_m

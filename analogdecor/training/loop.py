@@ -356,6 +356,9 @@ def _fit(
         pulses = {"training_steps": trained * n_batches}  # the cost model's steps (pulses per step)
         if out.info["pulses"]:
             pulses["pulses"] = out.info["pulses"]
+            worn = check_endurance(net, warn=False)  # the warnings were given during training
+            if worn:
+                pulses["endurance_exceeded"] = worn
         write_json(run_dir / "run.json", {**_run_info(cfg, started, ended, wall, status), **pulses, **extra_info})
     out.info["wall_time_s"] = wall
     return out
