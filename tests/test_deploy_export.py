@@ -197,3 +197,14 @@ def test_cli_export_chip_and_evaluate_deploy(run_dir, tmp_path, capsys):
     assert (
         data["deployment"]["arrays"]["total"] == 4 + 1
     )  # digital: W only; W0 16 x 64 on 12 x 40 arrays: 2 x 2
+
+
+def test_deploy_choices_the_run_cannot_honour_are_errors():
+    from analogdecor.inference.evaluate import EvaluateConfig
+
+    net = _mlp(False)
+    net.layers[0].decor.matrix = None  # a decorrelation without a linear R has no fold
+    with pytest.raises(ConfigError, match="deploy = 'folded': layer 0's decorrelation has no linear fold"):
+        deploy_network(net, "folded", backend="numba", tile_config=TileConfig())
+    with pytest.raises(ConfigError, match=r"EvaluateConfig\.deploy = 'fold'"):
+        EvaluateConfig(deploy="fold")
