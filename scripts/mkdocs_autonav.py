@@ -1,0 +1,84 @@
+"""MkDocs hook: every page under docs/ appears in the navigation, listed in mkdocs.yml or not.
+
+mkdocs.yml names the pages in a chosen order. A page it leaves out (someone added
+``docs/guide/faults.md`` and did not touch mkdocs.yml) is appended, at build time, to the section
+of its folder (``guide/`` -> "Guides", ``results/`` -> "Results", ...; pages of another folder go
+to a section named after the folder, top-level pages to "More"), sorted by path. So a new page is
+never orphaned and never breaks ``mkdocs build --strict``.
+
+It also writes each command's ``--help`` into the page that asks for it with
+``<!-- analogdecor-help: COMMAND [ACTION] -->``, so the command pages cannot fall behind the parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import Any
+
+SECTIONS = {
+    "concepts": "Concepts",
+    "commands": "Commands",
+    "guide": "Guides",
+    "results": "Results",
+    "reference": "API reference",
+}
+
+
+def _listed(nav: Any) -> set[str]:
+    """Every page path named in a (nested) nav list."""
+    out: set[str] = set()
+    if isinstance(nav, str):
+        out.add(nav)
+    elif isinstance(nav, list):
+        for item in nav:
+            out |= _listed(item)
+    elif isinstance(nav, dict):
+        for value in nav.values():
+            out |= _listed(value)
+    return out
+
+
+def _section(nav: list[Any], title: str) -> list[Any]:
+    """The item list of the top-level section ``title`` (created before the last entry if missing)."""
+    for item in nav:
+        if isinstance(item, dict) and title in item and isinstance(item[title], list):
+            return item[title]
+    new: list[Any] = []
+    nav.insert(max(len(nav) - 1, 0), {title: new})
+    return new
+
+
+def on_files(files: Any, config: Any) -> Any:
+    nav = config["nav"]
+    if not nav:
+        return files  # no nav at all: MkDocs lists every page itself
+    listed = _listed(nav)
+    missing = sorted(f.src_uri for f in files.documentation_pages() if f.src_uri not in listed)
+    for path in missing:
+        folder = path.split("/")[0] if "/" in path else ""
+        title = SECTIONS.get(folder, folder.replace("-", " ").replace("_", " ").capitalize() or "More")
+        _section(nav, title).append(path)
+    return files
+
+
+# ------------------------------------------------------------------ command help in the pages
+HELP_MARKER = re.compile(r"<!-- analogdecor-help: ([a-z ]+?) -->")
+
+
+def _cli_help(words: list[str]) -> str:
+    """``analogdecor WORDS --help`` as the installed parser prints it (100 columns)."""
+    os.environ["COLUMNS"] = "100"
+    from analogdecor.cli import build_parser
+
+    parser = build_parser()
+    for word in words:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return parser.format_help()
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Replace ``<!-- analogdecor-help: bench crossbar -->`` by that command's --help, as text."""
+    return HELP_MARKER.sub(lambda m: f"```text\n{_cli_help(m.group(1).split())}```", markdown)
