@@ -46,8 +46,16 @@ def test_doc_example_runs(where, code, tmp_path, monkeypatch):
         pytest.skip(f"{where} continues from the commands above it (reads {DEPENDS_ON_EARLIER_COMMANDS})")
     if "aihwkit" in code:
         pytest.importorskip("aihwkit.simulator.tiles")
+    torch = None
     if re.search(r"^\s*(import torch|from torch|from analogdecor.torch)", code, re.M):
-        pytest.importorskip("torch")
+        torch = pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    exec(compile(code, where, "exec"), {"__name__": "doc_example"})
+    threads = torch.get_num_threads() if torch else 0
+    if torch:
+        torch.set_num_threads(1)  # small models: on a busy machine a thread pool costs more than the work
+    try:
+        exec(compile(code, where, "exec"), {"__name__": "doc_example"})
+    finally:
+        if torch:
+            torch.set_num_threads(threads)
