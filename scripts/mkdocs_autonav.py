@@ -7,12 +7,17 @@ to a section named after the folder, top-level pages to "More"), sorted by path.
 never orphaned and never breaks ``mkdocs build --strict``.
 
 It also writes each command's ``--help`` into the page that asks for it with
-``<!-- analogdecor-help: COMMAND [ACTION] -->``, so the command pages cannot fall behind the parser.
+``<!-- analogdecor-help: COMMAND [ACTION] -->``, so the command pages cannot fall behind the parser,
+and warns (so ``--strict`` fails) when a class or function that an API page documents
+(``::: module``, every name in the module's ``__all__``) has no docstring.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import logging
 import os
 import re
 from typing import Any
@@ -79,6 +84,29 @@ def _cli_help(words: list[str]) -> str:
     return parser.format_help()
 
 
+# ------------------------------------------------------------------ docstrings of the API pages
+LOG = logging.getLogger("mkdocs.hooks.analogdecor")
+API_MARKER = re.compile(r"^::: ([\w.]+)", re.M)
+
+
+def _undocumented(module_name: str) -> list[str]:
+    """Classes and functions in ``module_name.__all__`` without a docstring (none if it cannot be imported)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:  # an optional extra is missing: mkdocstrings still renders it from the source
+        return []
+    missing = []
+    for name in getattr(module, "__all__", []):
+        obj = getattr(module, name, None)
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and not (obj.__doc__ or "").strip():
+            missing.append(f"{module_name}.{name}")
+    return missing
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Replace ``<!-- analogdecor-help: bench crossbar -->`` by that command's --help, as text."""
+    """Replace ``<!-- analogdecor-help: bench crossbar -->`` by that command's --help, as text; warn
+    about undocumented public classes and functions of the modules the page documents."""
+    for module_name in API_MARKER.findall(markdown):
+        for name in _undocumented(module_name):
+            LOG.warning("%s: %s has no docstring", page.file.src_uri, name)
     return HELP_MARKER.sub(lambda m: f"```text\n{_cli_help(m.group(1).split())}```", markdown)

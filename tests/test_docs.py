@@ -45,3 +45,25 @@ def test_mkdocs_build_is_strict_and_clean(tmp_path):
         rel = page.relative_to(ROOT / "docs").with_suffix("").as_posix()
         if rel != "index":
             assert f'href="{rel}/"' in html, f"docs/{rel}.md is not in the navigation"
+
+
+def test_an_undocumented_public_function_is_reported(monkeypatch):
+    """The docs hook warns (and so fails the strict build) about API entries without a docstring."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.spec_from_file_location("mkdocs_autonav", ROOT / "scripts" / "mkdocs_autonav.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    fake = types.ModuleType("fake_api")
+
+    def documented():
+        """Has one."""
+
+    def bare():
+        pass
+
+    fake.documented, fake.bare, fake.__all__ = documented, bare, ["documented", "bare"]
+    monkeypatch.setitem(sys.modules, "fake_api", fake)
+    assert hook._undocumented("fake_api") == ["fake_api.bare"]
+    assert hook._undocumented("analogdecor.crossbar") == []

@@ -202,6 +202,7 @@ class DecorrelatedLinear(_Decorrelated):
         return _rows(x.reshape(-1, self.in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """W R (x - mu) + b for ``x`` (..., in_features)."""
         if x.shape[-1] != self.in_features:
             raise ShapeError(f"input of shape {tuple(x.shape)}: last dimension must be {self.in_features}")
         z = self._decorrelate(x.reshape(-1, self.in_features))
@@ -256,6 +257,7 @@ class DecorrelatedConv2d(_Decorrelated):
         return x[order], z[order]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """W R (p - mu) + b on every im2col patch p of ``x`` (B, C, H, W)."""
         rows, shape = self.geometry.patches(x)
         return self.geometry.to_map(self.linear(self._decorrelate(rows)), shape)
 

@@ -228,6 +228,7 @@ class AnalogLinear(_TileLayer):
                 self.bias.copy_(torch.as_tensor(bias, dtype=self.bias.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """alpha * (forward read of ``x`` (..., in_features)) + bias."""
         if x.shape[-1] != self.in_features:
             raise ShapeError(f"input of shape {tuple(x.shape)}: last dimension must be {self.in_features}")
         lead = x.shape[:-1]
@@ -354,6 +355,7 @@ class AnalogConv2d(_TileLayer):
                 self.bias.copy_(torch.as_tensor(bias, dtype=self.bias.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of ``x`` (B, C, H, W): a forward read of every im2col patch, plus bias."""
         rows, shape = self.geometry.patches(x)
         y = self.geometry.to_map(self._tile_rows(rows), shape)
         return y + self.bias.view(1, -1, 1, 1) if self.bias is not None else y

@@ -85,6 +85,7 @@ class AnalogSGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Pulsed updates of the tiles, SGD steps of the digital parameters, then every R's step."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
