@@ -369,3 +369,30 @@ def test_ideal_tile_default_and_weights_property():
     layer.set_weights(w)
     torch.testing.assert_close(layer.weight, w, rtol=1e-6, atol=1e-7)
     assert "in_features=5" in repr(layer)
+
+
+@pytest.mark.parametrize("rule", ["ahmad", "copi", "kappa", "zca"])
+def test_every_decorrelation_rule_runs_in_the_torch_layers(digits, rule):
+    xs = digits.x_train[:256].astype(np.float32)
+    x = torch.from_numpy(xs)
+    cfg = DecorrelationConfig(enabled=True, rule=rule, lr=1e-2)
+    layer = DecorrelatedLinear(64, 10, device="float", decorrelation=cfg)
+    if rule == "zca":
+        layer.refit_zca(x)  # closed form, refitted on a sample instead of stepped
+    opt = AnalogSGD(layer.parameters(), lr=0.01)
+    for i in range(0, 256, B):
+        opt.zero_grad()
+        layer(x[i : i + B]).sum().backward()
+        opt.step()
+    R = layer.R.numpy()
+    assert np.isfinite(R).all()
+    assert not np.allclose(R, np.eye(64))  # R took its rule's steps
+    live = xs.std(axis=0) > 0
+
+    def mean_abs_offdiag(v):
+        c = np.corrcoef(v[:, live], rowvar=False)
+        return np.abs(c[~np.eye(len(c), dtype=bool)]).mean()
+
+    z = (xs - layer.decor.mu.astype(np.float32)) @ R.T.astype(np.float32)
+    if rule == "zca":
+        assert mean_abs_offdiag(z) < 0.5 * mean_abs_offdiag(xs)
