@@ -8,13 +8,16 @@ never orphaned and never breaks ``mkdocs build --strict``.
 
 It also writes each command's ``--help`` into the page that asks for it with
 ``<!-- analogdecor-help: COMMAND [ACTION] -->``, so the command pages cannot fall behind the parser,
-and warns (so ``--strict`` fails) when a class or function that an API page documents
-(``::: module``, every name in the module's ``__all__``) has no docstring.
+warns (so ``--strict`` fails) when a class or function that an API page documents
+(``::: module``, every name in the module's ``__all__``) has no docstring, and turns the pages' TeX
+(``$...$``, ``$$...$$`` via pymdownx.arithmatex) into MathML at build time with latex2mathml, so
+equations show in any current browser without fetching a script (the site works offline).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import importlib
 import inspect
 import logging
@@ -110,3 +113,30 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         for name in _undocumented(module_name):
             LOG.warning("%s: %s has no docstring", page.file.src_uri, name)
     return HELP_MARKER.sub(lambda m: f"```text\n{_cli_help(m.group(1).split())}```", markdown)
+
+
+# ------------------------------------------------------------------ equations: TeX -> MathML at build time
+MATH = re.compile(r'<(span|div) class="arithmatex">(.*?)</\1>', re.S)
+
+
+def _mathml(match: re.Match[str], where: str) -> str:
+    from latex2mathml.converter import convert
+
+    tag, tex = match.group(1), html.unescape(match.group(2)).strip()
+    if tex[:2] in ("\\(", "\\["):
+        tex = tex[2:-2]
+    tex = tex.replace("\\_", "_")  # \text{dw\_min}: the underscore escape is for Markdown, not for MathML
+    try:
+        out = convert(tex, display="block" if tag == "div" else "inline")
+    except Exception as exc:  # latex2mathml raises its own exception types
+        LOG.warning("%s: cannot convert the equation %r: %s", where, tex, exc)
+        return match.group(0)
+    leftover = re.findall(r"\\[A-Za-z]+", out)
+    if leftover:
+        LOG.warning("%s: the equation %r has commands MathML lacks: %s", where, tex, sorted(set(leftover)))
+    return out if tag == "span" else f'<div class="arithmatex">{out}</div>'
+
+
+def on_page_content(content: str, page: Any, config: Any, files: Any) -> str:
+    """Every equation of the page as MathML (rendered by the browser itself)."""
+    return MATH.sub(lambda m: _mathml(m, page.file.src_uri), content)
