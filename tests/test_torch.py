@@ -396,3 +396,16 @@ def test_every_decorrelation_rule_runs_in_the_torch_layers(digits, rule):
     z = (xs - layer.decor.mu.astype(np.float32)) @ R.T.astype(np.float32)
     if rule == "zca":
         assert mean_abs_offdiag(z) < 0.5 * mean_abs_offdiag(xs)
+
+
+def test_tile_state_encoding_is_exact():
+    from analogdecor.torch import _state
+
+    tile = Tile(4, 3, load_preset("PCM"), seed=2)
+    tile.update(np.ones((2, 3), np.float32), np.ones((2, 4), np.float32), lr=0.1)
+    state = tile.state_dict()
+    back = _state.decode(_state.encode(state))
+    assert back.keys() == state.keys()
+    for k, v in state.items():
+        assert np.asarray(back[k]).dtype == np.asarray(v).dtype, k
+        np.testing.assert_array_equal(back[k], v, err_msg=k)

@@ -2,8 +2,8 @@
 
 A tile's ``state_dict`` holds NumPy arrays and scalars, a JSON string and a uint64 generator
 state. torch's safe loader takes tensors, str, int, float, lists and dicts, so arrays become
-tensors (float64 arrays stay float64), uint64 words become lists of Python ints, and NumPy
-scalars become Python scalars. :func:`decode` inverts :func:`encode` exactly.
+tensors (float64 arrays stay float64), uint64 arrays (generator words, pulse counters) int64
+tensors of the same bits (marked as such), and NumPy scalars Python scalars. :func:`decode` inverts :func:`encode` exactly.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def encode(state: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in state.items():
         if isinstance(value, np.ndarray) and value.dtype == np.uint64:
-            out[key] = {"uint64": [int(v) for v in value.ravel()]}
+            out[key] = {"uint64_bits": torch.from_numpy(np.ascontiguousarray(value).view(np.int64).copy())}
         elif isinstance(value, np.ndarray):
             out[key] = torch.from_numpy(np.array(value, copy=True))
         elif isinstance(value, np.str_ | str):
@@ -41,8 +41,8 @@ def decode(state: dict[str, Any]) -> dict[str, Any]:
             out[key] = value.detach().cpu().numpy().copy()
         elif isinstance(value, str):
             out[key] = np.str_(value)
-        elif isinstance(value, dict) and "uint64" in value:
-            out[key] = np.array(value["uint64"], dtype=np.uint64)
+        elif isinstance(value, dict) and "uint64_bits" in value:
+            out[key] = value["uint64_bits"].detach().cpu().numpy().view(np.uint64).copy()
         elif isinstance(value, dict) and "int" in value:
             out[key] = np.int64(value["int"])
         elif isinstance(value, dict) and "float" in value:
