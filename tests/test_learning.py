@@ -21,9 +21,9 @@ from analogdecor.networks import MLP
 torch = pytest.importorskip("torch")
 
 
-def make_net(widths=(6, 8, 7, 4), activation="leaky_relu", decor=True, seed=0, steps=5):
+def make_net(widths=(6, 8, 7, 4), activation="leaky_relu", decor=True, seed=0, steps=5, mean_gradient=True):
     """A small float MLP whose R matrices have moved away from the identity."""
-    dcfg = DecorrelationConfig(enabled=True, lr=0.05) if decor else None
+    dcfg = DecorrelationConfig(enabled=True, lr=0.05, mean_gradient=mean_gradient) if decor else None
     net = MLP.build(list(widths), activation=activation, decorrelation=dcfg, seed=seed)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
@@ -36,8 +36,9 @@ def make_net(widths=(6, 8, 7, 4), activation="leaky_relu", decor=True, seed=0, s
     return net
 
 
-def torch_grads(net, x, y):
-    """Gradients of the mean cross-entropy w.r.t. every W and b by autograd (mu held constant)."""
+def torch_grads(net, x, y, mean_gradient=True):
+    """Gradients of the mean cross-entropy w.r.t. every W and b by autograd (through the batch
+    mean, or with mu held constant)."""
     h = torch.tensor(x, dtype=torch.float64)
     Ws, bs = [], []
     for layer in net.layers:
@@ -46,7 +47,7 @@ def torch_grads(net, x, y):
         Ws.append(W)
         bs.append(b)
         if layer.decor is not None:
-            mu = h.mean(dim=0).detach()
+            mu = h.mean(dim=0) if mean_gradient else h.mean(dim=0).detach()
             h = (h - mu) @ torch.tensor(layer.decor.matrix(), dtype=torch.float64).T
         a = h @ W.T + b
         if layer.activation == "leaky_relu":
@@ -65,14 +66,17 @@ def torch_grads(net, x, y):
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu", "tanh", "sigmoid"])
-@pytest.mark.parametrize("decor", [False, True])
-def test_bp_gradients_equal_autograd(activation, decor):
-    net = make_net(activation=activation, decor=decor)
+@pytest.mark.parametrize(("decor", "mean_gradient"), [(False, True), (True, True), (True, False)])
+def test_bp_gradients_equal_autograd(activation, decor, mean_gradient):
+    net = make_net(activation=activation, decor=decor, mean_gradient=mean_gradient)
     rng = np.random.default_rng(1)
     x = (rng.normal(size=(10, 6)) + 0.5).astype(np.float32)
     y = rng.integers(0, 4, size=10)
     res = compute_signals("bp", net, x, y, init_rule_state("bp", net))
-    gW, gb, loss = torch_grads(net, x, y)
+    gW, gb, loss = torch_grads(net, x, y, mean_gradient)
+    if decor:  # the two settings give different gradients, so the comparison can tell them apart
+        other, _, _ = torch_grads(net, x, y, not mean_gradient)
+        assert not np.allclose(other[0], gW[0], rtol=1e-3, atol=1e-5)
     assert res.loss.mean() == pytest.approx(loss, rel=1e-5)
     for (z, delta), tW, tb in zip(res.signals, gW, gb, strict=True):
         np.testing.assert_allclose(delta.T.astype(np.float64) @ z / len(x), tW, rtol=1e-4, atol=1e-6)
@@ -136,7 +140,9 @@ def _np_gradient(net, x, y, sigma, repeats, rng):
 
 
 def test_np_estimate_aligns_with_the_true_gradient_and_improves_with_samples():
-    net = make_net(widths=(6, 10, 4), decor=True)
+    # Separate NP passes centre the noisy pass with the clean means, so NP estimates the
+    # gradient with mu held constant: compare with BP without the mean's derivative.
+    net = make_net(widths=(6, 10, 4), decor=True, mean_gradient=False)
     rng = np.random.default_rng(5)
     x = (rng.normal(size=(32, 6)) + 0.5).astype(np.float32)
     y = rng.integers(0, 4, size=32)
@@ -239,3 +245,74 @@ def test_analog_update_modes_move_the_effective_weights_by_lr_times_the_gradient
         np.testing.assert_allclose(tile.read_weights() + chi, expected, atol=1e-4)
     with pytest.raises(ConfigError, match="analog update mode"):
         AnalogUpdater("adam")
+
+
+def test_anp_on_a_single_layer_is_np_rescaled_per_sample():
+    """One linear layer: the activity difference is the injected noise itself, so
+    delta_anp,n = dL_n sqrt(N) / ||eps_n||^2 eps_n = delta_np,n * sqrt(N) sigma^2 / ||eps_n||^2."""
+    net = MLP.build([6, 4], seed=2)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(9, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=9)
+    sigma = 0.05
+    npr = compute_signals("np", net, x, y, {}, sigma=sigma, rng=np.random.default_rng(3))
+    anp = compute_signals("anp", net, x, y, {}, sigma=sigma, rng=np.random.default_rng(3))
+    eps = sigma * np.random.default_rng(3).standard_normal((9, 4)).astype(np.float32)
+    factor = 2.0 * sigma**2 / np.sum(eps.astype(np.float64) ** 2, axis=1)  # sqrt(N) = 2
+    np.testing.assert_allclose(anp.signals[0][1], npr.signals[0][1] * factor[:, None], rtol=2e-3, atol=1e-6)
+
+
+def test_anp_uses_the_propagated_activity_difference():
+    net = make_net(decor=True)
+    rng = np.random.default_rng(9)
+    x = (rng.normal(size=(12, 6)) + 0.5).astype(np.float32)
+    y = rng.integers(0, 4, size=12)
+    sigma = 0.02
+    res = compute_signals("anp", net, x, y, {}, sigma=sigma, rng=np.random.default_rng(4))
+    noise_rng = np.random.default_rng(4)
+    eps = [(sigma * noise_rng.standard_normal((12, n))).astype(np.float32) for n in net.widths[1:]]
+    clean = net.forward_pass(x, train=True)
+    noisy = net.forward_pass(x, train=True, noise=eps, means=[c.mu for c in clean])
+    da = [(n.a - c.a).astype(np.float64) for n, c in zip(noisy, clean, strict=True)]
+    dL = softmax_xent(noisy[-1].h, y)[0] - softmax_xent(clean[-1].h, y)[0]
+    sq = sum(np.sum(d * d, axis=1) for d in da)
+    scale = dL * np.sqrt(sum(net.widths[1:])) / sq
+    for (z, delta), d, c in zip(res.signals, da, clean, strict=True):
+        np.testing.assert_allclose(delta, scale[:, None] * d, rtol=1e-4, atol=1e-7)
+        np.testing.assert_array_equal(z, c.z)
+    # Downstream layers see more than their own noise: the difference is not eps.
+    assert not np.allclose(da[1], eps[1], atol=1e-4)
+
+
+def test_anp_estimate_aligns_with_the_gradient():
+    net = make_net(widths=(6, 10, 4), decor=True, mean_gradient=False)
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(32, 6)) + 0.5).astype(np.float32)
+    y = rng.integers(0, 4, size=32)
+    true = compute_signals("bp", net, x, y, {})
+    g_true = (true.signals[0][1].T.astype(np.float64) @ true.signals[0][0]).ravel()
+    noise = np.random.default_rng(0)
+    g = sum(
+        (lambda r: r.signals[0][1].T.astype(np.float64) @ r.signals[0][0])(
+            compute_signals("anp", net, x, y, {}, sigma=1e-2, rng=noise)
+        )
+        for _ in range(200)
+    ).ravel()
+    assert g @ g_true / (np.linalg.norm(g) * np.linalg.norm(g_true)) > 0.9
+
+
+@pytest.mark.parametrize("rule", ["np", "anp"])
+def test_stacked_passes_equal_separate_passes_without_centring(rule):
+    """Without decorrelation nothing couples the two halves of the stacked batch."""
+    net = make_net(decor=False)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(10, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=10)
+    a = compute_signals(rule, net, x, y, {}, sigma=0.05, rng=np.random.default_rng(1), passes="separate")
+    b = compute_signals(rule, net, x, y, {}, sigma=0.05, rng=np.random.default_rng(1), passes="stacked")
+    for (za, da), (zb, db) in zip(a.signals, b.signals, strict=True):
+        np.testing.assert_allclose(zb, za, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(db, da, rtol=1e-3, atol=1e-6)
+    assert [c.x.shape[0] for c in b.caches] == [20] * len(net.layers)  # decorrelation sees 2B rows
+    with pytest.raises(ConfigError, match="passes"):
+        compute_signals(rule, net, x, y, {}, sigma=0.05, rng=np.random.default_rng(1), passes="joint")

@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("config", nargs="?", help="TOML file with TrainConfig tables (optional)")
     g = p.add_argument_group("run")
-    g.add_argument("--rule", choices=("bp", "fa", "dfa", "np"), help="learning rule")
+    g.add_argument("--rule", choices=("bp", "fa", "dfa", "np", "anp"), help="learning rule")
     g.add_argument("--backend", choices=("float", "numba", "aihwkit"), help="where the weights live")
     g.add_argument("--device", help="device preset name (analogdecor devices list)")
     g.add_argument("--seed", type=int, help="seed of weights, devices, data order and noise")
@@ -79,6 +79,8 @@ def register(subparsers: Any) -> None:
     m.add_argument("--widths", type=_int_list, help="all layer sizes, inputs to classes, e.g. 64,100,10")
     m.add_argument("--hidden", type=_int_list, help="hidden layer sizes only, e.g. 256,128")
     m.add_argument("--activation", choices=("relu", "leaky_relu", "tanh", "sigmoid"))
+    m.add_argument("--init", choices=("torch", "he"),
+                   help="initial weights: torch (as nn.Linear and the paper's code) or he")  # fmt: skip
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int)
     o.add_argument("--batch-size", type=int)
@@ -116,7 +118,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "decorrelation.lr": args.decor_lr, "decorrelation.on_tile": args.decor_on_tile,
         "data.dataset": args.dataset, "data.data_dir": args.data_dir,
         "data.n_train": args.n_train, "data.n_test": args.n_test,
-        "model.activation": args.activation, "optim.epochs": args.epochs,
+        "model.activation": args.activation, "model.init": args.init, "optim.epochs": args.epochs,
         "optim.batch_size": args.batch_size, "optim.lr": args.lr, "optim.analog_lr": args.analog_lr,
         "optim.optimizer": args.optimizer, "optim.np_sigma": args.np_sigma,
     }  # fmt: skip

@@ -37,6 +37,11 @@ class DecorrelationConfig:
     """Subtract the mean mu (batch mean in training, running mean in evaluation) before R."""
     momentum: float = 0.1
     """Momentum of the running mean: mu <- (1 - m) mu + m mean(batch)."""
+    mean_gradient: bool = True
+    """With centring, errors pass through the batch mean's derivative: the error at a layer's
+    input is R^T e minus its batch mean, the exact gradient of the training-mode forward pass
+    (autograd does this in the paper's code, where the mean is part of the graph). False
+    treats mu as a constant. BP and FA only (DFA and NP never send errors through R)."""
     kappa: float = 1e-2
     """kappa rule only: weight of the variance-normalising term (about 1e-3 .. 1e-2)."""
     zca_eps: float = 1e-3

@@ -114,10 +114,18 @@ class Decorrelator:
         return (self.tile.forward(xc) * np.float32(self.scale)).astype(np.float32)
 
     def backward(self, e: np.ndarray) -> np.ndarray:
-        """R^T e for every row (the transposed read on a tile): the error at the layer input."""
+        """R^T e for every row (the transposed read on a tile): the error at the layer input.
+
+        For a training batch centred with its own mean and ``config.mean_gradient``, the
+        error's batch mean is subtracted too: the derivative of x - mean(x).
+        """
         if self.tile is None:
-            return e @ self._R32
-        return (self.tile.backward(e) * np.float32(self.scale)).astype(np.float32)
+            out = e @ self._R32
+        else:
+            out = (self.tile.backward(e) * np.float32(self.scale)).astype(np.float32)
+        if self.config.centring and self.config.mean_gradient:
+            out = out - out.mean(axis=0, keepdims=True)
+        return out
 
     # ------------------------------------------------------------------ learning
     def update_mean(self, mu_batch: np.ndarray) -> None:

@@ -19,9 +19,23 @@ Rules (e = dL/dlogits, the softmax cross-entropy error; f' the activation's slop
   eps_l ~ N(0, sigma^2 I) added to every pre-activation at once; with
   dL_n = L_noisy,n - L_clean,n, delta_l,n = (dL_n / sigma^2) eps_l,n
   (Dalm, van Gerven & Ahmad, arXiv 2310.00965). Forward passes only.
+- ``anp`` activity-based node perturbation (same paper; artcogsys/decorbp's
+  NodePerturbation): the same two passes, but the error uses the activity
+  difference da_l = a_l,noisy - a_l,clean (the injected noise plus what earlier
+  layers' noise did to a_l) instead of eps_l, scaled globally:
+  delta_l,n = dL_n sqrt(N) / ||da_n||^2 da_l,n, with N the number of perturbed
+  units per sample and ||da_n||^2 summed over all layers of sample n.
 
-The centring mean mu of a decorrelated layer is treated as a constant (no
-gradient flows through the batch mean), as in the paper.
+NP and ANP run their two passes separately (``passes="separate"``: the noisy pass
+centres every decorrelated layer with the clean pass's batch means) or, as the
+paper's code does, as one stacked batch [x; x] (``passes="stacked"``: both halves
+are centred with their joint mean, and the decorrelation rule and the running mean
+see the stacked batch, so its subset holds floor(f 2B) + 1 clean samples).
+
+The centring mean mu of a decorrelated layer is part of the training-mode
+forward pass; whether errors pass through its derivative is
+``DecorrelationConfig.mean_gradient`` (applied in
+:meth:`analogdecor.decorrelation.Decorrelator.backward`).
 """
 
 from __future__ import annotations
@@ -34,11 +48,14 @@ import numpy as np
 
 from analogdecor.errors import ConfigError
 from analogdecor.learning.losses import softmax_xent
+from analogdecor.networks.init import init_feedback
 from analogdecor.networks.mlp import MLP, LayerCache
 
 __all__ = [
+    "NP_PASSES",
     "RULES",
     "RuleResult",
+    "anp_deltas",
     "bp_deltas",
     "compute_signals",
     "dfa_deltas",
@@ -47,7 +64,8 @@ __all__ = [
     "np_deltas",
 ]
 
-RULES: tuple[str, ...] = ("bp", "fa", "dfa", "np")
+RULES: tuple[str, ...] = ("bp", "fa", "dfa", "np", "anp")
+NP_PASSES: tuple[str, ...] = ("separate", "stacked")
 
 
 @dataclass
@@ -61,14 +79,16 @@ class RuleResult:
     logits: np.ndarray
     """(B, C) clean logits."""
     caches: list[LayerCache]
-    """The clean pass's records (decorrelation learns from these)."""
+    """The records decorrelation learns from: the clean pass's, or for NP/ANP with stacked
+    passes the stacked batch's (2B rows, clean half first; mu its joint mean)."""
 
 
-def init_rule_state(rule: str, net: MLP, seed: int = 0) -> dict[str, Any]:
+def init_rule_state(rule: str, net: MLP, seed: int = 0, init: str = "he") -> dict[str, Any]:
     """Fixed random feedback matrices: ``fa`` B_l shaped like W_l, ``dfa`` B_l of (n_l, n_out).
 
-    FA draws B_l uniformly with the same limit as the He/Glorot initial weights
-    of that layer's shape; DFA draws uniformly in +-1/sqrt(n_out). Other rules have no state.
+    FA draws B_l by :func:`analogdecor.networks.init.init_feedback` under the
+    network's ``init`` scheme (U(+-sqrt(6 / fan_in)), as the paper's code draws it);
+    DFA draws uniformly in +-1/sqrt(n_out). Other rules have no state.
     """
     if rule not in RULES:
         raise ConfigError(f"rule = {rule!r}: must be one of {', '.join(RULES)}")
@@ -76,10 +96,7 @@ def init_rule_state(rule: str, net: MLP, seed: int = 0) -> dict[str, Any]:
     feedback: list[np.ndarray] = []
     if rule == "fa":
         for layer in net.layers:
-            limit = math.sqrt(6.0 / layer.in_size)
-            feedback.append(
-                rng.uniform(-limit, limit, size=(layer.out_size, layer.in_size)).astype(np.float32)
-            )
+            feedback.append(init_feedback((layer.out_size, layer.in_size), layer.in_size, init, rng))
     elif rule == "dfa":
         n_out = net.layers[-1].out_size
         for layer in net.layers[:-1]:
@@ -119,32 +136,48 @@ def dfa_deltas(
     return [*deltas, e]
 
 
-def np_deltas(
-    net: MLP, x: np.ndarray, y: np.ndarray, caches: list[LayerCache], clean_loss: np.ndarray,
-    sigma: float, rng: np.random.Generator,
-) -> list[np.ndarray]:  # fmt: skip
-    """Node perturbation: delta_l = ((L_noisy - L_clean) / sigma^2) eps_l, all layers perturbed at once.
+def _draw_noise(net: MLP, batch: int, sigma: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """eps_l = sigma * N(0, 1) of shape (B, n_l) for every layer in turn (float32)."""
+    return [(sigma * rng.standard_normal((batch, layer.out_size))).astype(np.float32) for layer in net.layers]
 
-    The noisy pass centres every decorrelated layer with the clean pass's batch
-    means, so the two passes differ by the perturbation (and any hardware noise) only.
+
+def np_deltas(eps: list[np.ndarray], dloss: np.ndarray, sigma: float) -> list[np.ndarray]:
+    """Node perturbation: delta_l,n = (dL_n / sigma^2) eps_l,n, all layers perturbed at once.
+
+    ``dloss`` is L_noisy - L_clean per sample (B,); ``eps`` the injected noise per layer.
     """
-    B = x.shape[0]
-    eps = [(sigma * rng.standard_normal((B, layer.out_size))).astype(np.float32) for layer in net.layers]
-    noisy = net.forward_pass(x, train=True, noise=eps, means=[c.mu for c in caches])
-    noisy_loss, _ = softmax_xent(noisy[-1].h, y)
-    scale = ((noisy_loss - clean_loss) / (sigma * sigma)).astype(np.float32)[:, None]
+    scale = (np.asarray(dloss, dtype=np.float64) / (sigma * sigma)).astype(np.float32)[:, None]
     return [scale * ep for ep in eps]
+
+
+def anp_deltas(da: list[np.ndarray], dloss: np.ndarray) -> list[np.ndarray]:
+    """Activity-based node perturbation: delta_l,n = dL_n sqrt(N) / ||da_n||^2 da_l,n.
+
+    ``da`` holds every layer's pre-activation difference a_noisy - a_clean (B, n_l);
+    N = sum_l n_l and ||da_n||^2 = sum_l ||da_l,n||^2 (a global, per-sample scalar).
+    Dalm, van Gerven & Ahmad, arXiv 2310.00965; as artcogsys/decorbp's np_update.
+    """
+    d64 = [np.asarray(d, dtype=np.float64) for d in da]
+    sq = sum(np.sum(d * d, axis=1) for d in d64)
+    n_units = sum(d.shape[1] for d in d64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(sq > 0, np.asarray(dloss, dtype=np.float64) * math.sqrt(n_units) / sq, 0.0)
+    return [(scale[:, None] * d).astype(np.float32) for d in d64]
+
+
+def _rows(c: LayerCache, rows: slice) -> LayerCache:
+    return LayerCache(x=c.x[rows], mu=c.mu, z=c.z[rows], a=c.a[rows], h=c.h[rows])
 
 
 def compute_signals(
     rule: str, net: MLP, x: np.ndarray, y: np.ndarray, state: dict[str, Any], *,
-    sigma: float = 1e-2, rng: np.random.Generator | None = None,
+    sigma: float = 1e-2, rng: np.random.Generator | None = None, passes: str = "separate",
 ) -> RuleResult:  # fmt: skip
     """Evaluate ``rule`` on the batch (x, y) and return every layer's (z, delta).
 
     Parameters
     ----------
-    rule : {"bp", "fa", "dfa", "np"}
+    rule : {"bp", "fa", "dfa", "np", "anp"}
     net : MLP
     x : (B, inputs) float array
     y : (B,) int array
@@ -153,9 +186,31 @@ def compute_signals(
     sigma : float
         Node perturbation's noise std.
     rng : numpy.random.Generator
-        Node perturbation's noise source (required for ``np``).
+        Node perturbation's noise source (required for ``np`` and ``anp``).
+    passes : {"separate", "stacked"}
+        ``np``/``anp`` only: a clean and a noisy pass (separate) or one pass of the
+        stacked batch [x; x] with noise on the second half (stacked, the paper's code).
     """
-    caches = net.forward_pass(x, train=True)
+    if rule not in RULES:
+        raise ConfigError(f"rule = {rule!r}: must be one of {', '.join(RULES)}")
+    perturb = rule in ("np", "anp")
+    if perturb:
+        if rng is None:
+            raise ConfigError(f"rule {rule!r} needs a random generator (rng) for its perturbations")
+        if not sigma > 0:
+            raise ConfigError(f"{rule} sigma = {sigma!r}: must be > 0")
+        if passes not in NP_PASSES:
+            raise ConfigError(f"passes = {passes!r}: must be one of {', '.join(NP_PASSES)}")
+    B = x.shape[0]
+    if perturb and passes == "stacked":
+        eps = _draw_noise(net, B, sigma, rng)
+        xx = np.concatenate([np.asarray(x, dtype=np.float32)] * 2)
+        both = net.forward_pass(xx, train=True, noise=[np.concatenate([np.zeros_like(ep), ep]) for ep in eps])
+        caches = [_rows(c, slice(0, B)) for c in both]
+        noisy = [_rows(c, slice(B, None)) for c in both]
+        stats = both
+    else:
+        caches = stats = net.forward_pass(x, train=True)
     loss, e = softmax_xent(caches[-1].h, y)
     if rule == "bp":
         deltas = bp_deltas(net, caches, e)
@@ -163,13 +218,15 @@ def compute_signals(
         deltas = fa_deltas(net, caches, e, state["feedback"])
     elif rule == "dfa":
         deltas = dfa_deltas(net, caches, e, state["feedback"])
-    elif rule == "np":
-        if rng is None:
-            raise ConfigError("rule 'np' needs a random generator (rng) for its perturbations")
-        if not sigma > 0:
-            raise ConfigError(f"np sigma = {sigma!r}: must be > 0")
-        deltas = np_deltas(net, x, y, caches, loss, sigma, rng)
     else:
-        raise ConfigError(f"rule = {rule!r}: must be one of {', '.join(RULES)}")
+        if passes == "separate":
+            eps = _draw_noise(net, B, sigma, rng)  # type: ignore[arg-type]
+            noisy = net.forward_pass(x, train=True, noise=eps, means=[c.mu for c in caches])
+        noisy_loss, _ = softmax_xent(noisy[-1].h, y)
+        dloss = noisy_loss - loss
+        if rule == "np":
+            deltas = np_deltas(eps, dloss, sigma)
+        else:
+            deltas = anp_deltas([nc.a - c.a for nc, c in zip(noisy, caches, strict=True)], dloss)
     signals = [(c.z, np.asarray(d, dtype=np.float32)) for c, d in zip(caches, deltas, strict=True)]
-    return RuleResult(signals=signals, loss=loss, logits=caches[-1].h, caches=caches)
+    return RuleResult(signals=signals, loss=loss, logits=caches[-1].h, caches=stats)

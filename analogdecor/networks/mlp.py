@@ -15,7 +15,6 @@ returns. The network is a thin container: learning rules read its
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from analogdecor.crossbar.config import TileConfig
 from analogdecor.decorrelation import DecorrelationConfig, Decorrelator, fold_linear
 from analogdecor.errors import ConfigError, ShapeError
 from analogdecor.networks.activations import ACTIVATIONS, activate, derivative
+from analogdecor.networks.init import init_bias, init_weights
 
 __all__ = ["MLP", "DenseLayer", "LayerCache"]
 
@@ -99,6 +99,7 @@ class MLP:
         tile_config: TileConfig | None = None,
         decorrelation: DecorrelationConfig | None = None,
         weight_scaling: float | None = None,
+        init: str = "he",
         seed: int = 0,
     ) -> MLP:
         """An MLP with layer sizes ``widths`` = (inputs, hidden..., outputs).
@@ -119,14 +120,17 @@ class MLP:
             Analogue tiles only: initial weights are scaled so that the largest |w|
             of each tile equals this value, and a digital output scale alpha undoes
             it (as aihwkit's weight_scaling_omega). Uses more of the device range.
+        init : {"torch", "he"}
+            Initial weights and biases (:mod:`analogdecor.networks.init`): ``torch`` as
+            torch.nn.Linear (and the paper's code), U(+-1/sqrt(fan_in)) for weights and
+            biases; ``he`` He-uniform (Glorot for tanh/sigmoid) with zero biases.
         seed : int
             Initial weights and every tile's seed derive from it.
 
         Notes
         -----
-        Initial weights: He-uniform (limit sqrt(6 / fan_in)) for relu/leaky_relu,
-        Glorot-uniform (limit sqrt(6 / (fan_in + fan_out))) for tanh/sigmoid;
-        biases start at zero.
+        Weights are drawn before any weight scaling, so every backend starts from the
+        same effective weights alpha W for a given seed and scheme.
         """
         widths = [int(w) for w in widths]
         if len(widths) < 2 or min(widths) < 1:
@@ -142,11 +146,8 @@ class MLP:
         n = len(widths) - 1
         for i in range(n):
             fan_in, fan_out = widths[i], widths[i + 1]
-            if activation in ("relu", "leaky_relu"):
-                limit = math.sqrt(6.0 / fan_in)
-            else:
-                limit = math.sqrt(6.0 / (fan_in + fan_out))
-            W = init_rng.uniform(-limit, limit, size=(fan_out, fan_in)).astype(np.float32)
+            W = init_weights((fan_out, fan_in), fan_in, init, init_rng, fan_out=fan_out, activation=activation)
+            bias = init_bias(fan_out, fan_in, init, init_rng)
             tile = make_tile(backend, fan_out, fan_in, tile_config, seed=tile_seeds[2 * i])
             alpha = 1.0
             if weight_scaling is not None and is_analog(tile):
@@ -162,7 +163,7 @@ class MLP:
             layers.append(
                 DenseLayer(
                     tile=tile,
-                    bias=np.zeros(fan_out, dtype=np.float32),
+                    bias=bias,
                     activation=activation if i < n - 1 else "identity",
                     decor=decor,
                     out_scale=alpha,

@@ -37,7 +37,7 @@ __all__ = [
     "resolve_tile_config",
 ]
 
-RULE_NAMES = ("bp", "fa", "dfa", "np")
+RULE_NAMES = ("bp", "fa", "dfa", "np", "anp")
 BACKEND_NAMES = ("float", "numba", "aihwkit")
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "idx", "cifar10", "synthetic")
 
@@ -59,6 +59,10 @@ class ModelConfig:
     weight_scaling: float | None = 0.6
     """Analogue tiles only: initial weights are scaled so each tile's largest |w| is this value
     (inside the device range), and a digital output scale undoes the factor. None: no scaling."""
+    init: Literal["torch", "he"] = "he"
+    """Initial weights and biases (analogdecor.networks.init): torch = as torch.nn.Linear/Conv2d
+    and the paper's code, U(+-1/sqrt(fan_in)) for weights and biases; he = He-uniform weights
+    (Glorot for tanh/sigmoid), zero biases. FA's feedback matrices are U(+-sqrt(6/fan_in)) under both."""
 
     def __post_init__(self) -> None:
         for i, w in enumerate(self.hidden):
@@ -69,6 +73,7 @@ class ModelConfig:
         check_int(self, "in_features", minimum=1, allow_none=True)
         check_int(self, "out_features", minimum=2, allow_none=True)
         check_positive(self, "weight_scaling", allow_none=True)
+        check_choice(self, "init", ("torch", "he"))
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,11 @@ class OptimConfig:
     """Node perturbation: std of the noise added to every pre-activation in the noisy pass. It must
     stand well above the noise floor of an analogue forward read (0.3 suits the presets' out_noise
     0.1); the float backend works with far smaller values too."""
+    np_passes: Literal["separate", "stacked"] = "separate"
+    """NP/ANP: separate clean and noisy passes (the noisy one centred with the clean pass's batch
+    means) or, as the paper's code, one pass of the stacked batch [x; x] with noise on its second
+    half (decorrelated layers centre both halves with their joint mean, and the decorrelation rule
+    sees the stacked batch: floor(f 2B) + 1 clean samples)."""
     beta1: float = 0.9
     """Adam's first-moment decay."""
     beta2: float = 0.9999
@@ -139,6 +149,7 @@ class OptimConfig:
         check_choice(self, "analog_update", ("per_sample", "low_rank", "mixed"))
         check_int(self, "update_rank", minimum=1)
         check_positive(self, "np_sigma")
+        check_choice(self, "np_passes", ("separate", "stacked"))
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -151,8 +162,9 @@ class OptimConfig:
 class TrainConfig:
     """One training run (the file `analogdecor train` reads; every field has a default)."""
 
-    rule: Literal["bp", "fa", "dfa", "np"] = "bp"
-    """Learning rule: bp, fa (feedback alignment), dfa (direct FA) or np (node perturbation)."""
+    rule: Literal["bp", "fa", "dfa", "np", "anp"] = "bp"
+    """Learning rule: bp, fa (feedback alignment), dfa (direct FA), np (node perturbation) or anp
+    (activity-based node perturbation)."""
     backend: Literal["float", "numba", "aihwkit"] = "float"
     """Where weights live: float (numpy), numba (the crossbar emulator) or aihwkit."""
     device: str = "ReRamES"

@@ -239,7 +239,7 @@ def _fit(
     extra_info = extra_info or {}
     ss = np.random.SeedSequence(cfg.seed)
     order_rng, noise_rng = (np.random.default_rng(s) for s in ss.spawn(2))
-    rule_state = init_rule_state(cfg.rule, net, cfg.seed)
+    rule_state = init_rule_state(cfg.rule, net, cfg.seed, cfg.model.init)
     o = cfg.optim
     optimizer = make_optimizer(o.optimizer, o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
     updater = AnalogUpdater(o.analog_update, o.update_rank)
@@ -284,7 +284,8 @@ def _fit(
                 xb, yb = ds.x_train[idx], ds.y_train[idx]
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected just below
                     result = compute_signals(
-                        cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng
+                        cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng,
+                        passes=o.np_passes,
                     )
                 batch_loss = float(np.mean(result.loss))
                 if not math.isfinite(batch_loss):

@@ -132,6 +132,7 @@ def build_network(cfg: TrainConfig, tile_cfg: TileConfig, n_features: int, n_cla
         tile_config=tile_cfg,
         decorrelation=cfg.decorrelation if cfg.decorrelation.enabled else None,
         weight_scaling=cfg.model.weight_scaling,
+        init=cfg.model.init,
         seed=cfg.seed,
     )
 
