@@ -203,6 +203,7 @@ def compute_signals(
             raise ConfigError(f"passes = {passes!r}: must be one of {', '.join(NP_PASSES)}")
     B = x.shape[0]
     if perturb and passes == "stacked":
+        assert rng is not None  # checked above
         eps = _draw_noise(net, B, sigma, rng)
         xx = np.concatenate([np.asarray(x, dtype=np.float32)] * 2)
         both = net.forward_pass(xx, train=True, noise=[np.concatenate([np.zeros_like(ep), ep]) for ep in eps])
@@ -220,7 +221,8 @@ def compute_signals(
         deltas = dfa_deltas(net, caches, e, state["feedback"])
     else:
         if passes == "separate":
-            eps = _draw_noise(net, B, sigma, rng)  # type: ignore[arg-type]
+            assert rng is not None  # checked above
+            eps = _draw_noise(net, B, sigma, rng)
             noisy = net.forward_pass(x, train=True, noise=eps, means=[c.mu for c in caches])
         noisy_loss, _ = softmax_xent(noisy[-1].h, y)
         dloss = noisy_loss - loss
