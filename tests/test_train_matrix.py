@@ -43,3 +43,17 @@ def test_every_combination_trains_and_writes_its_run(tmp_path, rule, decorrelati
     assert (cfg.rule, cfg.backend, cfg.decorrelation.enabled) == (rule, backend, decorrelation == "on")
     if backend != "float":
         assert len(net.analog_layers()) == 2  # one crossbar tile per weight layer (R stays digital)
+
+
+@pytest.mark.parametrize("backend", ["float", "numba"])
+def test_anp_trains_from_the_command_line(tmp_path, backend):
+    """Activity-based node perturbation (its updates are smaller than NP's: a larger lr)."""
+    out = tmp_path / f"anp-{backend}"
+    argv = ["train", "--rule", "anp", "--decorrelation", "on", "--backend", backend, "--device", "GokmenVlasov",
+            "--dataset", "digits", "--n-train", "1000", "--n-test", "200", "--hidden", "32", "--epochs", "5",
+            "--lr", "0.3", "--seed", "0", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"][-1] > LEARNED
+    cfg, _ = load_run(out)
+    assert cfg.rule == "anp"
