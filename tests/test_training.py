@@ -242,3 +242,21 @@ def test_every_decorrelation_rule_trains(rule, ordering):
     assert res.metrics["test_accuracy"][-1] > 0.5
     R = res.network.layers[0].decor.matrix()
     assert not np.allclose(R, np.eye(64))  # R has moved (or been refitted)
+
+
+def test_paper_settings_reach_the_training_loop():
+    """model.init, optim.np_passes and decorrelation.mean_gradient each change a trained run
+    (the loop passes them on), and the paper's settings together train."""
+    paper = {"optim.optimizer": "adam", "optim.lr": 1e-3, "model.init": "torch", "optim.np_passes": "stacked",
+             "optim.np_sigma": 1e-3, "decorrelation.enabled": True, "decorrelation.lr": 1e-3, "optim.epochs": 1}  # fmt: skip
+
+    def weights(**over):
+        res = train(small(**{**paper, **over}), None, progress=False)
+        assert res.status == "finished"
+        return res.network.layers[0].tile.read_weights()
+
+    base = weights(rule="np")
+    assert not np.array_equal(base, weights(rule="np", **{"optim.np_passes": "separate"}))
+    assert not np.array_equal(base, weights(rule="np", **{"model.init": "he"}))
+    bp = weights(rule="bp")
+    assert not np.array_equal(bp, weights(rule="bp", **{"decorrelation.mean_gradient": False}))
