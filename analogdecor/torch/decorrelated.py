@@ -3,9 +3,9 @@
 The decorrelating stage is analogdecor's :class:`~analogdecor.decorrelation.Decorrelator`: R in
 float64 or on its own tile (``DecorrelationConfig.on_tile``), any of its rules (``ahmad``, the
 paper's default; ``copi``; ``kappa``; ``zca``). In training mode mu is the batch mean, in
-evaluation mode the running mean; the mean is a constant for autograd (no gradient through it,
-as in the paper), and the error at the layer's input is R^T e (a transposed read when R is on a
-tile). R does not learn by gradient descent: each training forward pass records the batch, and
+evaluation mode the running mean; the error at the layer's input is R^T e (a transposed read
+when R is on a tile), minus its batch mean with ``DecorrelationConfig.mean_gradient`` (the default:
+the derivative of the batch mean, as autograd takes it in the paper's code). R does not learn by gradient descent: each training forward pass records the batch, and
 :class:`~analogdecor.torch.AnalogSGD`'s step applies one step of R's own rule to it (after the
 weight updates, as analogdecor's training loop does). With ``rule = "zca"`` call
 :meth:`refit_zca` on a sample of inputs instead (e.g. at the start of every epoch).
