@@ -76,8 +76,8 @@ HELP_MARKER = re.compile(r"<!-- analogdecor-help: ([a-z ]+?) -->")
 
 
 def _cli_help(words: list[str]) -> str:
-    """``analogdecor WORDS --help`` as the installed parser prints it (100 columns)."""
-    os.environ["COLUMNS"] = "100"
+    """``analogdecor WORDS --help`` as the installed parser prints it (84 columns, the width of a page)."""
+    os.environ["COLUMNS"] = "84"
     from analogdecor.cli import build_parser
 
     parser = build_parser()
