@@ -409,3 +409,20 @@ def test_tile_state_encoding_is_exact():
     for k, v in state.items():
         assert np.asarray(back[k]).dtype == np.asarray(v).dtype, k
         np.testing.assert_array_equal(back[k], v, err_msg=k)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_decorrelated_input_gradient_is_the_exact_derivative(train):
+    torch.manual_seed(0)
+    layer = DecorrelatedLinear(6, 3, device="float")
+    R = np.eye(6) + 0.1 * np.random.default_rng(0).standard_normal((6, 6))
+    layer.decor._set_float(R)
+    layer.decor.mu = np.linspace(-1, 1, 6)
+    layer.train(train)
+    x = torch.randn(8, 6, requires_grad=True)
+    (layer(x) ** 2).sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    mu = x2.mean(0) if train else torch.tensor(layer.decor.mu, dtype=torch.float32)
+    z = (x2 - mu) @ torch.tensor(R, dtype=torch.float32).T
+    (layer.linear(z) ** 2).sum().backward()  # autograd through the mean in training, a constant in eval
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-6)

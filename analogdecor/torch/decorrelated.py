@@ -5,7 +5,9 @@ float64 or on its own tile (``DecorrelationConfig.on_tile``), any of its rules (
 paper's default; ``copi``; ``kappa``; ``zca``). In training mode mu is the batch mean, in
 evaluation mode the running mean; the error at the layer's input is R^T e (a transposed read
 when R is on a tile), minus its batch mean with ``DecorrelationConfig.mean_gradient`` (the default:
-the derivative of the batch mean, as autograd takes it in the paper's code). R does not learn by gradient descent: each training forward pass records the batch, and
+the derivative of the batch mean, as autograd takes it in the paper's code) when the batch was
+centred with its own mean (a running mean is a constant). R does not learn by gradient descent:
+each training forward pass records the batch, and
 :class:`~analogdecor.torch.AnalogSGD`'s step applies one step of R's own rule to it (after the
 weight updates, as analogdecor's training loop does). With ``rule = "zca"`` call
 :meth:`refit_zca` on a sample of inputs instead (e.g. at the start of every epoch).
@@ -42,18 +44,19 @@ __all__ = ["DecorrelatedConv2d", "DecorrelatedLinear"]
 
 
 class _DecorRead(torch.autograd.Function):
-    """z = R (x - mu); backward R^T e."""
+    """z = R (x - mu); backward R^T e (minus its batch mean when mu was this batch's mean)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: _Decorrelated) -> torch.Tensor:
         ctx.layer = layer
+        ctx.own_mean = layer.training and layer.fixed_mean is None
         return torch.from_numpy(layer.decorrelate_rows(_rows(x))).to(x.device)
 
     @staticmethod
     def backward(ctx: Any, e: torch.Tensor) -> tuple[torch.Tensor | None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None
-        return torch.from_numpy(ctx.layer.decor.backward(_rows(e)).astype(np.float32)).to(e.device), None
+        return torch.from_numpy(ctx.layer.input_error(_rows(e), ctx.own_mean)).to(e.device), None
 
 
 def _weights_layer(in_features: int, out_features: int, bias: bool, device: DeviceSpec | str, seed: int,
@@ -104,6 +107,20 @@ class _Decorrelated(nn.Module):
         if self.training and self.recording:
             self._last = (x.copy(), z.copy(), np.asarray(mu, dtype=np.float64).copy())
         return z
+
+    def input_error(self, e: np.ndarray, own_mean: bool) -> np.ndarray:
+        """The error at the layer's input: R^T e (a transposed read on a tile), as the native engine
+        computes it; its batch mean is subtracted (``mean_gradient``) only when the forward pass
+        centred with this batch's own mean (a running or fixed mean is a constant)."""
+        decor = self.decor
+        cfg = decor.config
+        if own_mean or not (cfg.centring and cfg.mean_gradient):
+            return np.asarray(decor.backward(e), dtype=np.float32)
+        decor.config = dataclasses.replace(cfg, mean_gradient=False)
+        try:
+            return np.asarray(decor.backward(e), dtype=np.float32)
+        finally:
+            decor.config = cfg
 
     def _decorrelate(self, rows: torch.Tensor) -> torch.Tensor:
         self.decor_ctx._decor_layer = self  # type: ignore[attr-defined]  # (again after a deepcopy)
