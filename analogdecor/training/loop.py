@@ -354,7 +354,7 @@ def _fit(
         _plot_curves(run_dir / "learning_curves.png", metrics, cfg)
         ended = _dt.datetime.now(_dt.UTC)
         trained = sum(1 for v in metrics["train_loss"] if math.isfinite(v))
-        pulses = {"training_steps": trained * n_batches}  # the cost model's steps (pulses per step)
+        pulses: dict[str, Any] = {"training_steps": trained * n_batches}  # the cost model's steps (pulses per step)
         if out.info["pulses"]:
             pulses["pulses"] = out.info["pulses"]
             worn = check_endurance(net, warn=False)  # the warnings were given during training
