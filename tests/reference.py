@@ -189,7 +189,21 @@ def ref_granularity(dev):
         return g if g > 0 else dev.dw_min
     if dev.model == "pow":
         return dev.dw_min * math.pow(0.5, dev.pow_gamma)
+    if dev.model == "piecewise":
+        mid = dev.piecewise_up[len(dev.piecewise_up) // 2]
+        return dev.dw_min * mid if mid > 0 else dev.dw_min
     return dev.dw_min
+
+
+def ref_piecewise(table, w, bmin, bmax):
+    """aihwkit PiecewiseStep interpolation: nodes evenly from bmin to bmax, linear in between."""
+    n = len(table) - 1
+    if n <= 0 or bmax <= bmin:
+        return float(table[0])
+    pos = max((w - bmin) / (bmax - bmin) * n, 0.0)
+    k = min(math.floor(pos), n - 1)
+    t = min(pos - k, 1.0)
+    return (1.0 - t) * float(table[k]) + t * float(table[k + 1])
 
 
 def ref_step(model, w, up, p, dev, st):
@@ -215,6 +229,8 @@ def ref_step(model, w, up, p, dev, st):
             dw = scale * base ** (p["shape_up"] if up else p["shape_down"])
         else:
             dw = 0.0
+    elif model == "piecewise":
+        dw = scale * ref_piecewise(dev.piecewise_up if up else dev.piecewise_down, w, bmin, bmax)
     else:
         raise ValueError(model)
     if dev.dw_min_std > 0:

@@ -113,6 +113,8 @@ def test_io_translation_matches_aihwkit_semantics():
         (DeviceConfig(model="softbounds", mult_noise=False), "SoftBoundsDevice"),
         (DeviceConfig(model="exp", dw_min_std_add=0.1), "ExpStepDevice"),
         (DeviceConfig(model="pow", pow_gamma=2.0), "PowStepDevice"),
+        (DeviceConfig(model="piecewise", piecewise_up=(1.5, 1.0, 0.5), piecewise_down=(0.5, 1.0, 1.5),
+                      write_noise_std=1.0), "PiecewiseStepDevice"),
         (DeviceConfig(model="ideal"), "ConstantStepDevice"),
     ],
 )
@@ -145,6 +147,9 @@ def test_device_translation(dev, cls):
         assert (d.A_up, d.A_down, d.a, d.b, d.dw_min_std_add) == (dev.A_up, dev.A_down, dev.a, dev.b, 0.1)
     if dev.model == "pow":
         assert d.pow_gamma == 2.0
+    if dev.model == "piecewise":
+        assert (list(d.piecewise_up), list(d.piecewise_down), d.write_noise_std) == ([1.5, 1.0, 0.5],
+                                                                                   [0.5, 1.0, 1.5], 1.0)
 
 
 @pytest.mark.aihwkit

@@ -32,11 +32,15 @@ FAMILIES = {
                                   dw_min_std_add=0.042, dw_min_std_slope=0.108),
     "pow": DeviceConfig(model="pow", dw_min=0.02, w_min=-1, w_max=1, pow_gamma=1.5, pow_up_down=0.2,
                         pow_up_down_dtod=0.05),
+    "piecewise": DeviceConfig(model="piecewise", dw_min=0.02, w_min=-1, w_max=1, up_down=0.1, write_noise_std=1.0,
+                              piecewise_up=(1.6, 1.2, 1.0, 0.5, 0.1), piecewise_down=(0.0, 0.4, 0.9, 1.1, 1.5)),
     "pcm-pair": DeviceConfig(model="exp", dw_min=0.02, w_min=0, w_max=2, a=-1, b=0, gamma_up=2.5,
                              gamma_down=2.5, A_up=-27.235, A_down=-2.235, dw_min_std=0.6, w_min_dtod=0.1,
                              dw_min_std_add=0.042, dw_min_std_slope=0.108, one_sided_pair=True),
     "softbounds-pair": DeviceConfig(model="softbounds", dw_min=0.02, w_min=0, w_max=1, one_sided_pair=True,
                                     write_noise_std=1.0),
+    "piecewise-pair": DeviceConfig(model="piecewise", dw_min=0.02, w_min=0, w_max=1, one_sided_pair=True,
+                                   piecewise_up=(2.0, 1.0, 0.2), piecewise_down=(0.3, 0.3, 0.3)),
 }  # fmt: skip
 
 
@@ -107,7 +111,7 @@ def test_update_with_levels_faults_and_clipping_matches_reference():
     assert np.any(top & alive)  # some devices were driven to their outermost level
 
 
-@pytest.mark.parametrize("family", ["constant", "exp-pcm-noise", "softbounds-pair"])
+@pytest.mark.parametrize("family", ["constant", "exp-pcm-noise", "softbounds-pair", "piecewise-pair"])
 def test_trains_longer_than_64_slots_match_reference(family):
     """BL > 64 needs several 64-bit words per line mask (here 2 and 3 words)."""
     for bl in (100, 130):
@@ -149,7 +153,7 @@ def test_management_matches_reference_and_clips():
     assert px == pytest.approx(pd_)
 
 
-@pytest.mark.parametrize("model", ["constant", "linear", "softbounds", "exp", "pow", "ideal"])
+@pytest.mark.parametrize("model", ["constant", "linear", "softbounds", "exp", "pow", "ideal", "piecewise"])
 def test_device_draws_match_reference(model):
     cfg = dataclasses.replace(FAMILIES["pow"] if model == "pow" else DeviceConfig(), model=model,
                               up_down=0.2, stuck_fraction=0.1, dead_fraction=0.1)  # fmt: skip
@@ -339,6 +343,43 @@ def test_weight_granularity_follows_aihwkit():
     es = load_preset("ReRamES").device  # down step at w = 0: (1 - up_down) dw_min (1 + 0.081404 e^2.5)
     assert es.weight_granularity == pytest.approx((1 - 0.259359) * 0.00135 * (1 + 0.081404 * np.exp(2.5)))
     assert FAMILIES["pow"].weight_granularity == pytest.approx(0.02 * 0.5**1.5)
+    assert FAMILIES["piecewise"].weight_granularity == pytest.approx(0.02 * 1.0)  # middle node (aihwkit)
+    assert DeviceConfig(model="piecewise", piecewise_up=(1.0, 0.0, 1.0), piecewise_down=(1.0, 1.0, 1.0),
+                        dw_min=0.01).weight_granularity == 0.01  # zero middle node: dw_min, not 0
+
+
+def test_piecewise_step_interpolates_the_table_between_the_device_bounds():
+    """One deterministic pulse from each node and from between nodes steps by scale * interpolated value."""
+    from reference import ref_piecewise
+
+    up, down = (1.6, 1.2, 1.0, 0.5, 0.1), (0.0, 0.4, 0.9, 1.1, 1.5)
+    dev = DeviceConfig(model="piecewise", dw_min=0.01, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0,
+                       w_min=-1, w_max=1, w_min_dtod=0.0, w_max_dtod=0.0, piecewise_up=up, piecewise_down=down)
+    cfg = TileConfig(device=dev, update=UpdateConfig(pulse_type="deterministic", desired_bl=1))
+    starts = np.array([-1.0, -0.5, -0.25, 0.0, 0.3, 0.5, 0.99], np.float32)
+    for sign, table in ((-1.0, up), (1.0, down)):
+        tile = Tile(len(starts), 1, cfg, seed=0)
+        tile.set_weights(starts[:, None])
+        tile.update(np.ones((1, 1), np.float32), np.full((1, len(starts)), sign, np.float32), 0.01)
+        got = tile.hidden_weights()[:, 0].astype(np.float64) - starts
+        want = [-sign * 0.01 * ref_piecewise(table, float(w), -1.0, 1.0) for w in starts]
+        want = np.clip(starts + np.array(want), -1, 1) - starts
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert ref_piecewise(up, -0.25, -1.0, 1.0) == pytest.approx(1.1)  # halfway between nodes 1 and 2
+    assert ref_piecewise(up, 1.0, -1.0, 1.0) == pytest.approx(0.1)  # last node at b_max
+    assert ref_piecewise(up, -3.0, -1.0, 1.0) == pytest.approx(1.6)  # below b_min: first node
+
+
+def test_piecewise_tables_are_validated():
+    from analogdecor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="same number of nodes"):
+        DeviceConfig(model="piecewise", piecewise_up=(1.0, 2.0), piecewise_down=(1.0,))
+    with pytest.raises(ConfigError, match=r"piecewise_down\[1\] = -0.5"):
+        DeviceConfig(model="piecewise", piecewise_up=(1.0, 2.0), piecewise_down=(1.0, -0.5))
+    with pytest.raises(ConfigError, match="non-empty"):
+        DeviceConfig(model="piecewise", piecewise_up=(), piecewise_down=())
+    assert DeviceConfig(model="piecewise", piecewise_up=[1, 2], piecewise_down=[2, 1]).piecewise_up == (1, 2)
 
 
 def test_parallel_and_serial_update_kernels_agree(monkeypatch):

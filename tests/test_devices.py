@@ -96,6 +96,17 @@ def test_bad_preset_files_are_errors_naming_the_file(tmp_path, monkeypatch):
         load_preset("Broken")
 
 
+def test_a_preset_file_path_loads_like_a_name(tmp_path):
+    path = tmp_path / "Mine.toml"
+    path.write_text('[source]\nname = "Mine"\ndata = "m.csv"\nsha256 = "ab"\n[device]\nmodel = "piecewise"\n'
+                    'piecewise_up = [1.0, 0.5]\npiecewise_down = [0.5, 1.0]\n')
+    info = preset_info(str(path))
+    assert (info.name, info.source.data, info.config.device.piecewise_down) == ("Mine", "m.csv", (0.5, 1.0))
+    assert load_preset(path) == info.config
+    with pytest.raises(ConfigError, match=r"Missing\.toml does not exist"):
+        load_preset(str(tmp_path / "Missing.toml"))
+
+
 def test_env_var_must_name_a_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("ANALOGDECOR_DEVICE_MODELS", str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="ANALOGDECOR_DEVICE_MODELS"):

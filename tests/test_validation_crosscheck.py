@@ -130,15 +130,17 @@ def test_families_without_a_preset_are_checked_too():
     from analogdecor.validation import family_configs
 
     extra = family_configs(list(list_presets()))
-    assert set(extra) == {"family:pow"}  # every other family has a preset
+    assert set(extra) == {"family:pow", "family:piecewise"}  # every other family has a preset
     assert extra["family:pow"].device.model == "pow"
+    assert extra["family:piecewise"].device.model == "piecewise"
     assert set(family_configs(["GokmenVlasov"])) == {
         "family:linear",
         "family:softbounds",
         "family:exp",
         "family:pow",
+        "family:piecewise",
     }
     result = run_validation([], extra=extra, checks=(*TILE_CHECKS, "training"), sizes=CI_SIZES)
-    assert {r.preset for r in result.rows} == {"family:pow"}
+    assert {r.preset for r in result.rows} == {"family:pow", "family:piecewise"}
     assert not any(r.check.startswith("training") for r in result.rows)  # training needs a preset name
     assert result.passed, "\n" + format_table([r for r in result.rows if not r.passed], zc=result.z_critical)

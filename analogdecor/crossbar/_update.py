@@ -47,7 +47,7 @@ from numba import prange
 from analogdecor._numba import njit, njit_parallel
 from analogdecor.crossbar._rng import normal, stream, uniform
 
-CONSTANT, LINEAR, EXP, POW = 1, 2, 3, 4
+CONSTANT, LINEAR, EXP, POW, PIECEWISE = 1, 2, 3, 4, 5
 
 _ZERO, _ONE = np.uint64(0), np.uint64(1)
 _S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
@@ -209,9 +209,26 @@ def _draw_line(p, n_slots, out, st):
 
 
 @njit(inline="always")
+def piecewise_factor(table, w, bmin, bmax):
+    """PiecewiseStep's relative step at weight ``w``: ``table`` (n nodes, spaced evenly from ``bmin`` to
+    ``bmax``) interpolated linearly (aihwkit ``PiecewiseStepRPUDevice``: the node below is
+    min(floor(u (n - 1)), n - 2) for u = max((w - bmin) / (bmax - bmin), 0), the fraction capped at 1)."""
+    n_sections = table.shape[0] - 1
+    if n_sections <= 0 or bmax <= bmin:
+        return table[0]
+    u = max((w - bmin) / (bmax - bmin) * n_sections, 0.0)
+    k = min(np.int64(math.floor(u)), n_sections - 1)
+    t = min(u - k, 1.0)
+    return (1.0 - t) * table[k] + t * table[k + 1]
+
+
+@njit(inline="always")
 def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax, std, mult_noise,
-                  es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add, std_slope, st):  # fmt: skip
-    """``count`` pulses in one direction on one device from weight ``w``; returns (new weight, stream state)."""
+                  es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add, std_slope, pw_up, pw_down,
+                  st):  # fmt: skip
+    """``count`` pulses in one direction on one device from weight ``w``; returns (new weight, stream state).
+
+    ``pw_up``/``pw_down`` (float64 arrays) are PiecewiseStep's node tables (ignored by other families)."""
     scale = su if up else sd
     for _ in range(count):
         if model == CONSTANT:
@@ -225,6 +242,8 @@ def _apply_pulses(w, count, up, model, su, sd, slope_up, slope_down, bmin, bmax,
             else:
                 y = 1.0 - es_A_down * math.exp(-es_gamma_down * z)
             dw = max(y, 0.0) * scale
+        elif model == PIECEWISE:
+            dw = scale * piecewise_factor(pw_up if up else pw_down, w, bmin, bmax)
         else:  # POW
             rng_w = bmax - bmin
             if rng_w > 0.0:
@@ -276,7 +295,7 @@ def _make_pulse_rows(model, pair, deterministic, faults):
     def _pulse_rows(w, w_read, w_plus, w_minus, lo_plus, lo_minus, x, d, lr_sign, bl, scale_x, scale_d,
                     fcol, fmask, nfired, seed, scale_up, scale_down, slope_up, slope_down, b_min, b_max, fault,
                     std, mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
-                    std_slope, write_noise, level_step, counts):  # fmt: skip
+                    std_slope, pw_up, pw_down, write_noise, level_step, counts):  # fmt: skip
         """Apply the batch's pulses row by row (parallel over rows, samples in order within a row).
 
         ``counts`` (2, out, in) uint64 accumulates the pulses fired at every device
@@ -347,7 +366,7 @@ def _make_pulse_rows(model, pair, deterministic, faults):
                             wt = np.float64(w_minus[i, j])
                         wt, st = _apply_pulses(wt, cnt, True, model, su, su, sl, sl, lo, hi, std, mult_noise, es_a,
                                                es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add,
-                                               std_slope, st)  # fmt: skip
+                                               std_slope, pw_up, pw_down, st)  # fmt: skip
                         wt = snap_to_levels(wt, level_step, lo, hi)
                         if up:
                             w_plus[i, j] = wt
@@ -362,7 +381,7 @@ def _make_pulse_rows(model, pair, deterministic, faults):
                             su, sl = np.float64(scale_down[i, j]), np.float64(slope_down[i, j])
                         wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, su, su, sl, sl, lo, hi, std,
                                                 mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up,
-                                                es_A_down, std_add, std_slope, st)  # fmt: skip
+                                                es_A_down, std_add, std_slope, pw_up, pw_down, st)  # fmt: skip
                         wij = snap_to_levels(wij, level_step, lo, hi)
                     w[i, j] = wij
                     if write_noise > 0.0:

@@ -25,7 +25,8 @@ import numpy as np
 
 from analogdecor.devices.config import DeviceConfig
 
-MODEL_CODES: dict[str, int] = {"ideal": 0, "constant": 1, "linear": 2, "softbounds": 2, "exp": 3, "pow": 4}
+MODEL_CODES: dict[str, int] = {"ideal": 0, "constant": 1, "linear": 2, "softbounds": 2, "exp": 3, "pow": 4,
+                               "piecewise": 5}
 """Integer code of each family in the kernels (SoftBounds is LinearStep with per-device slopes)."""
 
 ALIVE, STUCK, DEAD = 0, 1, 2

@@ -19,11 +19,12 @@ from typing import Literal
 from analogdecor.config import check_choice, check_finite, check_nonneg, check_positive, check_range
 from analogdecor.errors import ConfigError
 
-DeviceModel = Literal["ideal", "constant", "linear", "softbounds", "exp", "pow"]
-DEVICE_MODELS: tuple[str, ...] = ("ideal", "constant", "linear", "softbounds", "exp", "pow")
+DeviceModel = Literal["ideal", "constant", "linear", "softbounds", "exp", "pow", "piecewise"]
+DEVICE_MODELS: tuple[str, ...] = ("ideal", "constant", "linear", "softbounds", "exp", "pow", "piecewise")
 """``ideal``: float update, no pulses, no bounds effects beyond clipping to [w_min, w_max];
 ``constant``: ConstantStep; ``linear``: LinearStep; ``softbounds``: SoftBounds
-(LinearStep with gamma = 1 at each device's own bounds); ``exp``: ExpStep; ``pow``: PowStep."""
+(LinearStep with gamma = 1 at each device's own bounds); ``exp``: ExpStep; ``pow``: PowStep;
+``piecewise``: PiecewiseStep (step sizes interpolated from a measured table, see ``piecewise_up``)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,15 @@ class DeviceConfig:
     pow_up_down_dtod: float = 0.0
     """PowStep: device-to-device spread of pow_up_down."""
 
+    # ---- PiecewiseStep (measured curves) ------------------------------------------------
+    piecewise_up: tuple[float, ...] = (1.0,)
+    """PiecewiseStep: up-step size at nodes spaced evenly from the device's own b_min (first) to b_max
+    (last), relative to its scale (step = scale_up * interpolated value); one value: the same step
+    everywhere. Linear interpolation between nodes, as aihwkit's PiecewiseStepDevice."""
+    piecewise_down: tuple[float, ...] = (1.0,)
+    """PiecewiseStep: down-step size at the same nodes (relative to scale_down); as many values as
+    piecewise_up."""
+
     # ---- non-idealities common to all families ----------------------------------------
     write_noise_std: float = 0.0
     """Read-out of a written device is w + write_noise_std * dw_min * xi, redrawn at every write (units of dw_min)."""
@@ -151,6 +161,7 @@ class DeviceConfig:
         if self.model == "pow":
             check_positive(self, "pow_gamma")
         check_positive(self, "endurance", allow_none=True)
+        self._check_piecewise()
         check_range(self, "stuck_fraction", 0.0, 1.0)
         check_range(self, "dead_fraction", 0.0, 1.0)
         check_range(self, "refresh_upper_thres", 0.0, 1.0)
@@ -166,6 +177,23 @@ class DeviceConfig:
                 "must be <= 1"
             )
 
+    def _check_piecewise(self) -> None:
+        for name in ("piecewise_up", "piecewise_down"):
+            values = getattr(self, name)
+            if isinstance(values, list):  # a list from Python code: store the (hashable) tuple
+                values = tuple(values)
+                object.__setattr__(self, name, values)
+            if not isinstance(values, tuple) or not values:
+                raise ConfigError(f"DeviceConfig.{name} = {values!r}: must be a non-empty list of numbers")
+            for k, v in enumerate(values):
+                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                    raise ConfigError(f"DeviceConfig.{name}[{k}] = {v!r}: must be a finite number >= 0")
+        if len(self.piecewise_up) != len(self.piecewise_down):
+            raise ConfigError(
+                f"DeviceConfig.piecewise_up has {len(self.piecewise_up)} values but piecewise_down has "
+                f"{len(self.piecewise_down)}: they must have the same number of nodes"
+            )
+
     @property
     def w_abs_max(self) -> float:
         """max(|w_min|, |w_max|): the weight that maps onto the full conductance range."""
@@ -176,12 +204,16 @@ class DeviceConfig:
         """Weight change the update management assumes for one pulse (aihwkit ``calcWeightGranularity``).
 
         dw_min for ideal, ConstantStep, LinearStep and SoftBounds; dw_min 0.5**pow_gamma for PowStep;
+        dw_min piecewise_up[n // 2] (the middle node, n nodes; dw_min if that is 0) for PiecewiseStep;
         for ExpStep the mean down step at w = 0, (down_bias + 1) dw_min max(1 - A_down exp(-gamma_down b), 0)
         (aihwkit 1.2.0 averages the down step with itself, not with the up step; followed here), or
         dw_min if that is 0. The pulse-train length and line probabilities use it as g.
         """
         if self.model == "pow":
             return self.dw_min * 0.5**self.pow_gamma
+        if self.model == "piecewise":
+            mid = self.piecewise_up[len(self.piecewise_up) // 2]
+            return self.dw_min * mid if mid > 0 else self.dw_min
         if self.model == "exp":
             down_bias = -self.up_down if self.up_down > 0 else 0.0
             y_down = max(1.0 - self.A_down * math.exp(-self.gamma_down * self.b), 0.0)

@@ -9,7 +9,9 @@ device_models/README.md. Files are searched in, in order:
 2. ``analogdecor/device_models`` inside the installed package (wheels);
 3. the repository's ``device_models/`` (editable installs).
 
-The first of these that exists is used. Names match case-insensitively.
+The first of these that exists is used. Names match case-insensitively. A name that is the
+path of an existing ``.toml`` file (e.g. a preset written by ``analogdecor devices fit``) is read
+from that file instead, so every command that takes a preset name also takes a path.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class PresetSource:
     """Caveats: what of the original model is not emulated."""
     endurance_source: str = ""
     """Where ``device.endurance`` comes from (required when the preset sets it)."""
+    data: str = ""
+    """Fitted presets: the measurement file the fit was made from (as given to ``devices fit``)."""
+    sha256: str = ""
+    """Fitted presets: SHA-256 digest of that file's bytes, so the data behind a preset can be checked."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -94,6 +100,11 @@ def list_presets() -> list[str]:
 
 
 def _resolve(name: str) -> Path:
+    if isinstance(name, str | Path) and str(name).endswith(".toml"):
+        path = Path(name)
+        if path.is_file():
+            return path
+        raise ConfigError(f"device preset file {path} does not exist")
     files = _files()
     if name in files:
         return files[name]
@@ -104,7 +115,8 @@ def _resolve(name: str) -> Path:
 
 
 def preset_info(name: str) -> Preset:
-    """Load preset ``name`` (case-insensitive) with its provenance; errors name the file."""
+    """Load preset ``name`` (case-insensitive, or the path of a ``.toml`` file) with its provenance;
+    errors name the file."""
     path = _resolve(name)
     data = load_toml(path)
     if "source" not in data:

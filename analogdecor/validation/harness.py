@@ -54,6 +54,8 @@ def family_configs(presets: Sequence[str]) -> dict[str, TileConfig]:
         "softbounds": DeviceConfig(model="softbounds", w_min=-1.0, w_max=1.0),
         "exp": DeviceConfig(model="exp", w_min=-1.0, w_max=1.0),
         "pow": DeviceConfig(model="pow", pow_gamma=1.5, w_min=-1.0, w_max=1.0),
+        "piecewise": DeviceConfig(model="piecewise", w_min=-1.0, w_max=1.0, piecewise_up=(1.5, 1.2, 1.0, 0.6, 0.2),
+                                  piecewise_down=(0.3, 0.8, 1.0, 1.1, 1.3)),
     }
     return {f"family:{m}": base.replace(device=d) for m, d in family_devices.items() if m not in covered}
 

@@ -20,6 +20,8 @@ Correspondence (analogdecor -> aihwkit 1.2.0; semantics in
 ``device.model`` softbounds            ``SoftBoundsDevice`` (LinearStep, gamma 1, own bounds)
 ``device.model`` exp                   ``ExpStepDevice``
 ``device.model`` pow                   ``PowStepDevice``
+``device.model`` piecewise             ``PiecewiseStepDevice`` (``piecewise_up``/``_down``
+                                       as aihwkit's node vectors)
 ``device.model`` ideal                 ``ConstantStepDevice`` with the mean bounds and no
                                        spread, updated with ``PulseType.NONE_WITH_DEVICE``
                                        (float update, clipped to the bounds)
@@ -88,6 +90,8 @@ TRANSLATED_FIELDS: dict[type, frozenset[str]] = {
             "pow_gamma_dtod",
             "pow_up_down",
             "pow_up_down_dtod",
+            "piecewise_up",
+            "piecewise_down",
             "write_noise_std",
             "prog_noise_std",
             "stuck_fraction",
@@ -241,6 +245,7 @@ def _device(dev: DeviceConfig, seed: int) -> Any:
         ConstantStepDevice,
         ExpStepDevice,
         LinearStepDevice,
+        PiecewiseStepDevice,
         PowStepDevice,
         SoftBoundsDevice,
     )
@@ -298,6 +303,11 @@ def _device(dev: DeviceConfig, seed: int) -> Any:
         return PowStepDevice(
             **common, **write, pow_gamma=float(dev.pow_gamma), pow_gamma_dtod=float(dev.pow_gamma_dtod),
             pow_up_down=float(dev.pow_up_down), pow_up_down_dtod=float(dev.pow_up_down_dtod),
+        )  # fmt: skip
+    if dev.model == "piecewise":
+        return PiecewiseStepDevice(
+            **common, **write, piecewise_up=[float(v) for v in dev.piecewise_up],
+            piecewise_down=[float(v) for v in dev.piecewise_down],
         )  # fmt: skip
     raise ConfigError(f"DeviceConfig.model = {dev.model!r} {_NO_EQUIVALENT}")  # unreachable: validated
 
