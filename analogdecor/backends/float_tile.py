@@ -71,14 +71,14 @@ class FloatTile:
     def conductances(self) -> tuple[np.ndarray, np.ndarray]:
         """Differential pair (G+, G-) in uS, through the same mapping as analogue tiles.
 
-        The weight scale is ``config.mapping.w_scale`` when set, else max |W|
-        (a float matrix has no device range of its own).
+        The weight scale is ``config.mapping.w_scale`` when set (weights beyond it saturate at g_max,
+        as on an analogue tile), else max |W| (a float matrix has no device range of its own).
         """
         from analogdecor.crossbar.mapping import weights_to_conductances
 
         m = self.config.mapping
         w_scale = m.w_scale if m.w_scale is not None else max(float(np.abs(self.weights).max()), 1e-12)
-        return weights_to_conductances(self.weights, m.g_min, m.g_max, w_scale)
+        return weights_to_conductances(np.clip(self.weights, -w_scale, w_scale), m.g_min, m.g_max, w_scale)
 
     def state_dict(self) -> dict[str, Any]:
         return {"weights": self.weights.copy()}

@@ -1,4 +1,4 @@
-"""``analogdecor devices list`` / ``analogdecor devices show NAME``: the device preset registry."""
+"""``analogdecor devices list`` / ``show NAME`` / ``fit MEASUREMENTS.csv``: the device preset registry."""
 
 from __future__ import annotations
 
@@ -15,6 +15,26 @@ def register(subparsers) -> None:
     p_show.add_argument("name", help="preset name (case-insensitive), e.g. ReRamES")
     p_show.add_argument("--toml", action="store_true", help="print the preset file as it is")
     p_show.set_defaults(func=_show)
+    p_fit = sub.add_parser(
+        "fit", help="fit a preset to measured pulse responses (CSV)",
+        description="Fit a device family to measured conductance-vs-pulse data and write a preset TOML and a "
+                    "PNG fit report. CSV columns: device, cycle, pulse, polarity (up/down), conductance_uS; "
+                    "see docs/guide/fit-device.md.")  # fmt: skip
+    p_fit.add_argument("measurements", help="the measurement CSV")
+    p_fit.add_argument("--model", default="auto",
+                       choices=("auto", "constant", "linear", "softbounds", "exp", "pow", "piecewise"),
+                       help="device family to fit (auto: lowest BIC among those that fit)")  # fmt: skip
+    p_fit.add_argument("--out", required=True, help="preset file to write, e.g. device_models/MyDevice.toml")
+    p_fit.add_argument("--report", default=None, help="PNG fit report (default: OUT with .png)")
+    p_fit.add_argument("--g-min", type=float, default=0.0, help="lowest conductance of the mapping, uS (0)")
+    p_fit.add_argument("--g-max", type=float, default=25.0, help="highest conductance of the mapping, uS (25)")
+    p_fit.add_argument("--w-scale", type=float, default=1.0,
+                       help="weight that g_max maps onto (g_min maps onto -w_scale; default 1)")  # fmt: skip
+    p_fit.add_argument("--nodes", type=int, default=9, help="nodes of the piecewise table (9)")
+    p_fit.add_argument("--base", default=None,
+                       help="preset whose periphery and update settings the fitted preset takes (default: "
+                            "analogdecor's defaults)")  # fmt: skip
+    p_fit.set_defaults(func=_fit)
     parser.set_defaults(func=lambda args: _usage(parser))
 
 
@@ -65,4 +85,27 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  {f.name} = {value!r}")
             if f.name in docs:
                 print(f"      {docs[f.name]}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import warnings
+    from pathlib import Path
+
+    from analogdecor.devices.fit_report import fit_measurements, format_table
+    from analogdecor.devices.registry import load_preset
+
+    base = load_preset(args.base) if args.base else None
+    report = Path(args.report) if args.report else Path(args.out).with_suffix(".png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chosen, results, _ = fit_measurements(
+            args.measurements, args.model, out=args.out, report=report, g_min=args.g_min, g_max=args.g_max,
+            w_scale=args.w_scale, nodes=args.nodes, base=base,
+        )  # fmt: skip
+    print(format_table(results, chosen.family))
+    for w in caught:
+        print(f"warning: {w.message}")
+    how = "lowest BIC" if args.model == "auto" else "requested"
+    print(f"\nfamily {chosen.family!r} ({how}) -> {args.out}\nreport -> {report}")
     return 0
