@@ -93,7 +93,10 @@ def pulse_data(meas, weights: list[np.ndarray], margin: float = 0.0) -> list[Dev
             hi = float(np.median(reads[reads >= hi - 2 * margin]))
             lo = float(np.median(reads[reads <= lo + 2 * margin]))
             tol = margin
-        ws, dws, ups, nxt = [], [], [], []
+        ws: list[float] = []
+        dws: list[float] = []
+        ups: list[bool] = []
+        nxt: list[int] = []
         for k in idx:
             w = weights[k]
             up = meas.trains[k].polarity > 0
@@ -292,14 +295,14 @@ def _fit_devices(family: str, data: list[DeviceData], path, base: DeviceConfig, 
         def fitted(th):
             return [np.where(d.up, su[i], sd[i]) * shape_y(i, d.w, d.up, th) for i, d in enumerate(data)]
 
-        def resid(th, weights):
+        def resid_exp(th, weights):
             return np.concatenate([(np.where(d.up, d.dw, -d.dw) - f) * wt
                                    for d, f, wt in zip(data, fitted(th), weights, strict=True)])  # fmt: skip
 
         for _ in range(6):  # alternate: per-device scales (linear), shared shape (non-linear, weights fixed)
             scales(theta)
             weights = [_inv(f, d.dw, var_w, weighted) for d, f in zip(data, fitted(theta), strict=True)]
-            res = least_squares(resid, theta, args=(weights,), x_scale="jac", bounds=([-np.inf, 0, -np.inf, 0], [np.inf, 50, np.inf, 50]))
+            res = least_squares(resid_exp, theta, args=(weights,), x_scale="jac", bounds=([-np.inf, 0, -np.inf, 0], [np.inf, 50, np.inf, 50]))
             if res.status <= 0 or not np.all(np.isfinite(res.x)):
                 raise FitError(f"{path}: family 'exp' did not converge ({res.message})")
             theta = res.x
@@ -316,7 +319,7 @@ def _fit_devices(family: str, data: list[DeviceData], path, base: DeviceConfig, 
     elif family == "piecewise":
         if nodes < 2:
             raise FitError(f"nodes = {nodes}: a piecewise table needs at least 2 nodes")
-        tables = {}
+        tables: dict[bool, np.ndarray] = {}
         cu, cd = np.ones(n_dev), np.ones(n_dev)
 
         def basis(i, w):
@@ -329,8 +332,8 @@ def _fit_devices(family: str, data: list[DeviceData], path, base: DeviceConfig, 
             return m
 
         bases = [basis(i, d.w) for i, d in enumerate(data)]
-        for direction, scale in ((True, cu), (False, cd)):
-            mats = [(bases[i][d.up == direction], np.where(direction, d.dw, -d.dw)[d.up == direction])
+        for is_up, scale in ((True, cu), (False, cd)):
+            mats = [(bases[i][d.up == is_up], np.where(is_up, d.dw, -d.dw)[d.up == is_up])
                     for i, d in enumerate(data)]  # fmt: skip
             table = np.ones(nodes)
             for _ in range(20):  # alternate: table given scales, scales given table (both linear)
@@ -343,7 +346,7 @@ def _fit_devices(family: str, data: list[DeviceData], path, base: DeviceConfig, 
                 table, *_ = np.linalg.lstsq(a, y, rcond=None)
                 empty = weight <= 1e-9
                 if empty.all():
-                    raise FitError(f"{path}: no usable {'up' if direction else 'down'} pulses for a table")
+                    raise FitError(f"{path}: no usable {'up' if is_up else 'down'} pulses for a table")
                 if empty.any():  # nodes no pulse reaches: nearest fitted node's value
                     good = np.flatnonzero(~empty)
                     for j in np.flatnonzero(empty):
@@ -355,7 +358,7 @@ def _fit_devices(family: str, data: list[DeviceData], path, base: DeviceConfig, 
                     scale[i] = float((wt * v) @ pred) / max(float((wt * pred) @ pred), 1e-300)
             mean = scale.mean()
             scale /= mean
-            tables[direction] = table * mean
+            tables[is_up] = table * mean
         t_up, t_down = tables[True], tables[False]
         # per-device scales carry the device-to-device spread; the table's middle up node is dw_min
         mid = t_up[nodes // 2]
