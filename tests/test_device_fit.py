@@ -251,3 +251,32 @@ def test_the_fitted_preset_trains_like_the_device_the_data_came_from(tmp_path):
     pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
     assert min(a.mean(), b.mean()) > 0.6, acc
     assert abs(a.mean() - b.mean()) < max(2 * pooled, 0.02), acc
+
+
+@pytest.fixture(scope="module")
+def fitted_piecewise(tmp_path_factory):
+    """The bundled example fitted with the piecewise family (a preset file)."""
+    from analogdecor.devices.fit_report import fit_measurements
+    from analogdecor.devices.registry import preset_dir
+
+    out = tmp_path_factory.mktemp("fitted") / "Pw.toml"
+    fit_measurements(preset_dir() / "measurements" / "example_simulated.csv", "piecewise", out=out, nodes=7)
+    return out
+
+
+def test_a_fitted_preset_path_takes_sweep_style_overrides(fitted_piecewise):
+    from analogdecor.training.config import TrainConfig, resolve_tile_config
+
+    cfg = resolve_tile_config(TrainConfig(device=str(fitted_piecewise), tile={"device.dw_min_std": 0.5}))
+    assert (cfg.device.model, cfg.device.dw_min_std, len(cfg.device.piecewise_up)) == ("piecewise", 0.5, 7)
+
+
+@pytest.mark.aihwkit
+def test_validate_takes_a_fitted_preset_path(fitted_piecewise):
+    pytest.importorskip("aihwkit")
+    from analogdecor.validation import Sizes, format_table, run_validation
+
+    sizes = Sizes(out_size=6, in_size=6, forward_trials=200, update_trials=200, replicas=48)
+    result = run_validation([str(fitted_piecewise)], checks=("update", "response"), sizes=sizes)
+    assert {r.preset for r in result.rows} == {str(fitted_piecewise)}
+    assert result.passed, "\n" + format_table([r for r in result.rows if not r.passed], zc=result.z_critical)
