@@ -9,7 +9,7 @@ absorbs R into the forward weights for inference.
 from __future__ import annotations
 
 from analogdecor.decorrelation.config import DECOR_RULES, DecorrelationConfig
-from analogdecor.decorrelation.layer import Decorrelator, fold_linear
+from analogdecor.decorrelation.layer import Decorrelator, TileStep, fold_linear
 from analogdecor.decorrelation.rules import (
     ahmad_step,
     ahmad_step_exact,
@@ -25,6 +25,7 @@ __all__ = [
     "DECOR_RULES",
     "DecorrelationConfig",
     "Decorrelator",
+    "TileStep",
     "ahmad_step",
     "ahmad_step_exact",
     "copi_step",

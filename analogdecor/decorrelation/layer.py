@@ -21,6 +21,7 @@ of s R_tile (not done automatically).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,26 @@ from analogdecor.decorrelation import rules
 from analogdecor.decorrelation.config import DecorrelationConfig
 from analogdecor.errors import ConfigError, ShapeError
 
-__all__ = ["Decorrelator", "fold_linear"]
+__all__ = ["Decorrelator", "TileStep", "fold_linear"]
+
+
+@dataclass(frozen=True)
+class TileStep:
+    """One step of R on a tile, as a pulsed outer-product update and a digital gain.
+
+    Applying it means: move the tile's weights by -lr * err^T x / k (one outer product per
+    row, as any tile update) and multiply the decorrelator's digital scale by ``gain``.
+    :func:`analogdecor.learning.update.route_updates` does that for training; a standalone
+    :meth:`Decorrelator.step` applies it as per-sample pulses.
+    """
+
+    x: np.ndarray
+    """(k, d) float32 input of the outer products."""
+    err: np.ndarray
+    """(k, d) float32 error of the outer products (not yet divided by k)."""
+    gain: float
+    """Factor for the digital scale s."""
+    lr: float
 
 
 class Decorrelator:
@@ -49,11 +69,6 @@ class Decorrelator:
         self.dim = int(dim)
         self.config = config
         self.tile = tile
-        self.updater: Any = None
-        """Optional object with ``apply(key, tile, x, err, alpha, lr)`` that applies the tile's
-        update (e.g. :class:`analogdecor.learning.AnalogUpdater` for mixed precision); None:
-        one pulsed outer product per sample via ``tile.update``."""
-        self.updater_key = "R"
         self.mu = np.zeros(self.dim, dtype=np.float64)
         if tile is None:
             self._set_float(np.eye(self.dim))
@@ -137,17 +152,23 @@ class Decorrelator:
     def step(self, x: np.ndarray, z: np.ndarray) -> None:
         """One update of R from a training batch's inputs ``x`` and signals ``z`` (B, d).
 
-        Uses the first k = floor(f B) + 1 samples (batches are shuffled).
+        Uses the first k = floor(f B) + 1 samples (batches are shuffled). R in float takes
+        its rule's step; R on a tile takes :meth:`tile_step` as one pulsed update per sample
+        (training routes that step through the network's analogue updater instead).
         """
+        if self.tile is not None:
+            ts = self.tile_step(x, z)
+            if ts is not None:
+                self.tile.update(ts.x, ts.err / np.float32(ts.x.shape[0]), ts.lr)
+                self.scale *= ts.gain
+            return
         cfg = self.config
         if cfg.rule == "zca" or cfg.lr == 0.0:
             return
         k = rules.subset_size(x.shape[0], cfg.subset_fraction)
         xs = np.asarray(x[:k], dtype=np.float64)
         zs = np.asarray(z[:k], dtype=np.float64)
-        if self.tile is not None:
-            self._tile_step(xs, zs)
-        elif cfg.rule == "ahmad":
+        if cfg.rule == "ahmad":
             R, _ = rules.ahmad_step(self.R, xs, zs, cfg.lr, ordering=cfg.ordering, gain=cfg.gain)
             self._set_float(R)
         elif cfg.rule == "copi":
@@ -157,11 +178,21 @@ class Decorrelator:
         else:  # pragma: no cover - validated by DecorrelationConfig
             raise ConfigError(f"DecorrelationConfig.rule = {cfg.rule!r}")
 
-    def _tile_step(self, xs: np.ndarray, zs: np.ndarray) -> None:
-        """Paper's rule on a tile: gain into the digital scale, the C term as pulses."""
+    def tile_step(self, x: np.ndarray, z: np.ndarray) -> TileStep | None:
+        """The paper's rule for R on a tile: the gain for the digital scale, the C term as pulses.
+
+        Nothing is changed here (the tile's forward or transposed read is taken, which
+        draws the tile's read noise); None when the rule makes no step (zca, lr = 0).
+        """
         cfg = self.config
+        if self.tile is None:
+            raise ConfigError("tile_step: this decorrelator keeps R in float (no tile)")
+        if cfg.rule == "zca" or cfg.lr == 0.0:
+            return None
+        k = rules.subset_size(x.shape[0], cfg.subset_fraction)
+        xs = np.asarray(x[:k], dtype=np.float64)
+        zs = np.asarray(z[:k], dtype=np.float64)
         g = rules.gain_factor(xs, zs, cfg.gain)
-        k = zs.shape[0]
         z32 = zs.astype(np.float32)
         if cfg.ordering == "local":
             # R_t C = (1/k) sum_n (R_t z_n) z_n^T: input z_n, error R_t z_n (forward read).
@@ -169,11 +200,9 @@ class Decorrelator:
         else:
             # C R_t = (1/k) sum_n z_n (R_t^T z_n)^T: input R_t^T z_n (transposed read), error z_n.
             x_in, err = self.tile.backward(z32), z32
-        if self.updater is not None:
-            self.updater.apply(self.updater_key, self.tile, x_in, err, 1.0, cfg.lr)
-        else:
-            self.tile.update(x_in, err / np.float32(k), cfg.lr)
-        self.scale *= g
+        return TileStep(
+            x=np.asarray(x_in, dtype=np.float32), err=np.asarray(err, dtype=np.float32), gain=float(g), lr=cfg.lr
+        )
 
     def refit_zca(self, x: np.ndarray) -> None:
         """Closed-form baseline: R = (Sigma + eps I)^(-1/2), mu = sample mean, from inputs ``x``."""

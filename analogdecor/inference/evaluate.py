@@ -36,6 +36,7 @@ from analogdecor.inference.compensation import drift_compensation_scale
 from analogdecor.inference.irdrop import IRDropConfig, ir_drop_arrays, ir_drop_conductances
 from analogdecor.inference.models import InferenceNoiseModel, get_noise_model
 from analogdecor.inference.writeverify import WriteVerifyConfig, write_verify
+from analogdecor.networks.keys import ParamKey
 
 __all__ = [
     "EvaluateConfig",
@@ -207,26 +208,18 @@ class EvaluationResult:
 
 # --------------------------------------------------------------------------- network plumbing
 def _digital_scale_slot(network: Any, name: str) -> tuple[Any, str]:
-    """(object, attribute) of the digital output scale after tile ``name`` (MLP naming layers.i.W / .R)."""
-    m = re.fullmatch(r"layers\.(\d+)\.(W|R)", name)
-    if not m or not hasattr(network, "layers"):
+    """(object, attribute) of the digital output scale after tile ``name`` (a ``ParamKey`` name)."""
+    if not hasattr(network, "digital_scale"):
         raise ConfigError(f"drift compensation: cannot find the digital output scale of tile {name!r}")
-    layer = network.layers[int(m.group(1))]
-    if m.group(2) == "W":
-        return layer, "out_scale"
-    return layer.decor, "scale"
+    try:
+        return network.digital_scale(ParamKey.parse(name))
+    except ConfigError as exc:
+        raise ConfigError(f"drift compensation: cannot find the digital output scale of tile {name!r} ({exc})") from None
 
 
 def _tile_inputs(network: Any, x: np.ndarray) -> dict[str, np.ndarray]:
     """The input each analogue tile sees for the batch ``x`` (evaluation mode)."""
-    caches = network.forward_pass(x, train=False)
-    out = {}
-    for i, (layer, cache) in enumerate(zip(network.layers, caches, strict=True)):
-        out[f"layers.{i}.W"] = cache.z
-        if layer.decor is not None and layer.decor.tile is not None:
-            xc, _ = layer.decor.center(cache.x, train=False)
-            out[f"layers.{i}.R"] = xc
-    return out
+    return network.tile_inputs(x)
 
 
 def _accuracy(network: Any, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:

@@ -10,7 +10,13 @@ from __future__ import annotations
 from analogdecor.learning.losses import softmax, softmax_xent
 from analogdecor.learning.optim import SGD, Adam, adam_step, make_optimizer
 from analogdecor.learning.rules import RULES, RuleResult, compute_signals, init_rule_state
-from analogdecor.learning.update import ANALOG_UPDATES, AnalogUpdater, apply_updates, decorrelation_step
+from analogdecor.learning.update import (
+    ANALOG_UPDATES,
+    AnalogUpdater,
+    UpdateRouter,
+    apply_updates,
+    decorrelation_step,
+)
 
 __all__ = [
     "ANALOG_UPDATES",
@@ -19,6 +25,7 @@ __all__ = [
     "Adam",
     "AnalogUpdater",
     "RuleResult",
+    "UpdateRouter",
     "adam_step",
     "apply_updates",
     "compute_signals",

@@ -20,6 +20,12 @@ Analogue tiles can take a batch's update in three ways (``AnalogUpdater.mode``):
 
 In all three, the layer's effective weights alpha W change by -lr G in
 expectation, so a learning rate means the same step on every backend.
+
+:class:`UpdateRouter` is the one place where a network's parameters change in
+training: W on any backend, the digital biases, every decorrelating R (its own
+rule in float, or pulses on its tile plus the digital gain), each named by its
+:class:`~analogdecor.networks.keys.ParamKey`. A convolution's rows are patch
+positions: its G is the sum over every row divided by the batch size B.
 """
 
 from __future__ import annotations
@@ -31,21 +37,31 @@ import numpy as np
 from analogdecor.backends import is_analog
 from analogdecor.errors import ConfigError
 from analogdecor.learning.rules import RuleResult
-from analogdecor.networks.mlp import MLP
+from analogdecor.networks.keys import ParamKey
 
-__all__ = ["ANALOG_UPDATES", "AnalogUpdater", "apply_updates", "decorrelation_step", "low_rank_factors"]
+__all__ = [
+    "ANALOG_UPDATES",
+    "AnalogUpdater",
+    "UpdateRouter",
+    "apply_updates",
+    "decorrelation_step",
+    "low_rank_factors",
+]
 
 ANALOG_UPDATES: tuple[str, ...] = ("per_sample", "low_rank", "mixed")
 
 
-def low_rank_factors(z: np.ndarray, delta: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+def low_rank_factors(
+    z: np.ndarray, delta: np.ndarray, rank: int, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Rank-``rank`` factors (x_k, d_k) with sum_k d_k x_k^T the best approximation of delta^T z / B.
 
     G = delta^T z / B ~ sum_k s_k u_k v_k^T (truncated SVD); returns x_k = sqrt(s_k) v_k and
     d_k = sqrt(s_k) u_k as (r, in) and (r, out) float32 arrays, so that
-    ``tile.update(x, d, lr)`` applies -lr G_r as r outer products.
+    ``tile.update(x, d, lr)`` applies -lr G_r as r outer products. B is ``n`` when given
+    (a convolution's rows are B x P patch positions), else the number of rows.
     """
-    B = z.shape[0]
+    B = z.shape[0] if n is None else int(n)
     G = delta.T.astype(np.float64) @ z.astype(np.float64) / B
     U, S, Vt = np.linalg.svd(G, full_matrices=False)
     r = min(rank, len(S))
@@ -72,19 +88,27 @@ class AnalogUpdater:
         self.rank = int(rank)
         self.chi: dict[str, np.ndarray] = {}
 
-    def apply(self, key: str, tile: Any, z: np.ndarray, delta: np.ndarray, alpha: float, lr: float) -> None:
-        """Change the tile's weights W so that alpha W moves by -lr delta^T z / B (in expectation)."""
-        B = z.shape[0]
+    def apply(
+        self, key: str, tile: Any, z: np.ndarray, delta: np.ndarray, alpha: float, lr: float,
+        n: int | None = None,
+    ) -> None:  # fmt: skip
+        """Change the tile's weights W so that alpha W moves by -lr delta^T z / B (in expectation).
+
+        B is ``n`` when given (a convolution: rows are the B x P patch positions of B images,
+        each a sample of the per-sample update), else the number of rows.
+        """
+        B = z.shape[0] if n is None else int(n)
         if self.mode == "per_sample":
             tile.update(z, (delta / np.float32(B * alpha)).astype(np.float32), lr)
         elif self.mode == "low_rank":
-            x_k, d_k = low_rank_factors(z, delta, self.rank)
+            x_k, d_k = low_rank_factors(z, delta, self.rank, B)
             tile.update(x_k, (d_k / np.float32(alpha)).astype(np.float32), lr)
         else:
-            self._mixed(key, tile, z, delta, alpha, lr)
+            self._mixed(key, tile, z, delta, alpha, lr, B)
 
-    def _mixed(self, key: str, tile: Any, z: np.ndarray, delta: np.ndarray, alpha: float, lr: float) -> None:
-        B = z.shape[0]
+    def _mixed(
+        self, key: str, tile: Any, z: np.ndarray, delta: np.ndarray, alpha: float, lr: float, B: int
+    ) -> None:
         chi = self.chi.get(key)
         if chi is None:
             chi = self.chi[key] = np.zeros((tile.out_size, tile.in_size), dtype=np.float64)
@@ -108,8 +132,75 @@ class AnalogUpdater:
         self.chi = {k: np.array(v, dtype=np.float64) for k, v in state.items()}
 
 
+class UpdateRouter:
+    """Route every parameter change of a training step (see the module notes).
+
+    Parameters
+    ----------
+    optimizer : SGD or Adam
+        Steps digital weights (float backend) and every bias, keyed by ``str(ParamKey)``.
+    analog_lr : float
+        Learning rate of analogue weight tiles.
+    updater : AnalogUpdater, optional
+        How analogue tiles (W and R) take a batch's update; default per-sample pulses.
+    """
+
+    def __init__(self, optimizer: Any, analog_lr: float, updater: AnalogUpdater | None = None) -> None:
+        self.optimizer = optimizer
+        self.analog_lr = float(analog_lr)
+        self.updater = updater if updater is not None else AnalogUpdater()
+
+    def step(self, net: Any, result: RuleResult) -> None:
+        """The whole training step's update: weights and biases, then every R and running mean."""
+        self.weights(net, result)
+        self.decorrelation(net, result)
+
+    def weights(self, net: Any, result: RuleResult) -> None:
+        """alpha W -= lr * sum_rows delta z^T / B and b -= lr * sum_rows delta / B on every layer."""
+        B = int(result.logits.shape[0])
+        for (i, layer), (z, delta) in zip(net.param_layers(), result.signals, strict=True):
+            key = ParamKey(i, "W")
+            if is_analog(layer.tile):
+                self.updater.apply(str(key), layer.tile, z, delta, layer.out_scale, self.analog_lr, B)
+            else:
+                d = delta if layer.out_scale == 1.0 else delta * np.float32(layer.out_scale)
+                grad = (d.T.astype(np.float64) @ z.astype(np.float64)) / B
+                self.optimizer.step(str(key), layer.tile.weights, grad)
+            self.optimizer.step(str(ParamKey(i, "bias")), layer.bias, _row_mean(delta, B))
+
+    def decorrelation(self, net: Any, result: RuleResult) -> None:
+        """Every layer's R (and running mean) from the clean pass of ``result``.
+
+        R in float takes its own rule's step; R on an analogue tile takes the rule's
+        pulsed outer products through the analogue updater and its gain in the
+        digital scale; R on a float tile takes the outer products exactly.
+        """
+        for (i, layer), cache in zip(net.param_layers(), net.param_caches(result.caches), strict=True):
+            decor = layer.decor
+            if decor is None:
+                continue
+            x, z = layer.decor_rows(cache)
+            if cache.mu is not None:
+                decor.update_mean(cache.mu)
+            if decor.tile is None or not is_analog(decor.tile):
+                decor.step(x, z)
+                continue
+            ts = decor.tile_step(x, z)
+            if ts is None:
+                continue
+            self.updater.apply(str(ParamKey(i, "R")), decor.tile, ts.x, ts.err, 1.0, ts.lr)
+            decor.scale *= ts.gain
+
+
+def _row_mean(delta: np.ndarray, n: int) -> np.ndarray:
+    """sum over rows / n in float64 (the batch mean when there is one row per sample)."""
+    if delta.shape[0] == n:
+        return delta.mean(axis=0, dtype=np.float64)
+    return delta.sum(axis=0, dtype=np.float64) / n
+
+
 def apply_updates(
-    net: MLP, result: RuleResult, optimizer: Any, analog_lr: float, updater: AnalogUpdater | None = None
+    net: Any, result: RuleResult, optimizer: Any, analog_lr: float, updater: AnalogUpdater | None = None
 ) -> None:
     """SGD step alpha W -= lr * mean_n delta_n z_n^T on every layer, and the biases.
 
@@ -117,24 +208,14 @@ def apply_updates(
     1 unless ``weight_scaling`` is used). Digital weights (float backend) and all
     biases go through ``optimizer`` (SGD or Adam); analogue tiles through
     ``updater`` (default: per-sample pulsed outer products) with ``analog_lr``.
+    Same as ``UpdateRouter(optimizer, analog_lr, updater).weights(net, result)``.
     """
-    updater = updater if updater is not None else AnalogUpdater()
-    for i, (layer, (z, delta)) in enumerate(zip(net.layers, result.signals, strict=True)):
-        key = f"layers.{i}.W"
-        if is_analog(layer.tile):
-            updater.apply(key, layer.tile, z, delta, layer.out_scale, analog_lr)
-        else:
-            d = delta if layer.out_scale == 1.0 else delta * np.float32(layer.out_scale)
-            grad = (d.T.astype(np.float64) @ z.astype(np.float64)) / z.shape[0]
-            optimizer.step(key, layer.tile.weights, grad)
-        optimizer.step(f"layers.{i}.bias", layer.bias, delta.mean(axis=0, dtype=np.float64))
+    UpdateRouter(optimizer, analog_lr, updater).weights(net, result)
 
 
-def decorrelation_step(net: MLP, result: RuleResult) -> None:
-    """Update every layer's R (and running mean) from the clean pass of ``result``."""
-    for layer, cache in zip(net.layers, result.caches, strict=True):
-        if layer.decor is None:
-            continue
-        if cache.mu is not None:
-            layer.decor.update_mean(cache.mu)
-        layer.decor.step(cache.x, cache.z)
+def decorrelation_step(net: Any, result: RuleResult, updater: AnalogUpdater | None = None) -> None:
+    """Update every layer's R (and running mean) from the clean pass of ``result``.
+
+    Same as ``UpdateRouter(None, 0, updater).decorrelation(net, result)``.
+    """
+    UpdateRouter(None, 0.0, updater).decorrelation(net, result)

@@ -26,6 +26,7 @@ from analogdecor.decorrelation import DecorrelationConfig, Decorrelator, fold_li
 from analogdecor.errors import ConfigError, ShapeError
 from analogdecor.networks.activations import ACTIVATIONS, activate, derivative
 from analogdecor.networks.init import init_bias, init_weights
+from analogdecor.networks.keys import ParamKey
 
 __all__ = ["MLP", "DenseLayer", "LayerCache"]
 
@@ -51,6 +52,10 @@ class DenseLayer:
     def effective_weights(self) -> np.ndarray:
         """alpha W as float32 (the digital view of the layer's weights)."""
         return (self.tile.read_weights() * np.float32(self.out_scale)).astype(np.float32)
+
+    def decor_rows(self, cache: LayerCache) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs x, signals z) the decorrelator learns from: one row per sample."""
+        return cache.x, cache.z
 
 
 @dataclass
@@ -246,31 +251,65 @@ class MLP:
             e = layer.decor.backward(e)
         return np.asarray(e, dtype=np.float32)
 
-    # ------------------------------------------------------------------ tiles and state
-    def analog_layers(self) -> list[tuple[str, Any]]:
-        """(name, tile) of every weight tile ("layers.i.W") and R tile ("layers.i.R"), in order."""
-        out = []
-        for i, layer in enumerate(self.layers):
+    # ------------------------------------------------------------------ parameters, tiles and state
+    def param_layers(self) -> list[tuple[int, DenseLayer]]:
+        """(index, layer) of every layer with parameters (all of an MLP's), in order."""
+        return list(enumerate(self.layers))
+
+    def param_caches(self, caches: list[LayerCache]) -> list[LayerCache]:
+        """The records of :meth:`param_layers` among a forward pass's ``caches``."""
+        return [caches[i] for i, _ in self.param_layers()]
+
+    def tiles(self) -> list[tuple[ParamKey, Any]]:
+        """(key, tile) of every weight tile (part W) and R tile (part R), in order."""
+        out: list[tuple[ParamKey, Any]] = []
+        for i, layer in self.param_layers():
             if layer.decor is not None and layer.decor.tile is not None:
-                out.append((f"layers.{i}.R", layer.decor.tile))
-            out.append((f"layers.{i}.W", layer.tile))
+                out.append((ParamKey(i, "R"), layer.decor.tile))
+            out.append((ParamKey(i, "W"), layer.tile))
+        return out
+
+    def analog_layers(self) -> list[tuple[str, Any]]:
+        """(name, tile) of every tile, named ``str(ParamKey)`` ("layers.i.W", "layers.i.R"), in order."""
+        return [(str(key), tile) for key, tile in self.tiles()]
+
+    def digital_scale(self, key: ParamKey) -> tuple[Any, str]:
+        """(object, attribute) of the digital output scale that follows tile ``key``."""
+        if not key.is_tile or key.layer >= len(self.layers):
+            raise ConfigError(f"no tile {str(key)!r} in this network")
+        layer = self.layers[key.layer]
+        if key.part == "W":
+            return layer, "out_scale"
+        if layer.decor is None or layer.decor.tile is None:
+            raise ConfigError(f"no tile {str(key)!r} in this network (layer {key.layer} has no R tile)")
+        return layer.decor, "scale"
+
+    def tile_inputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The rows each tile reads for the batch ``x`` in evaluation mode, by tile name."""
+        caches = self.forward_pass(x, train=False)
+        out: dict[str, np.ndarray] = {}
+        for (i, layer), cache in zip(self.param_layers(), self.param_caches(caches), strict=True):
+            x_rows, z_rows = layer.decor_rows(cache)
+            out[str(ParamKey(i, "W"))] = z_rows
+            if layer.decor is not None and layer.decor.tile is not None:
+                xc, _ = layer.decor.center(x_rows, train=False)
+                out[str(ParamKey(i, "R"))] = xc
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Flat dict "layers.i.<part>[.<key>]" -> numpy array or scalar (tile states included)."""
+        """Flat dict "layers.i.<part>[.<key>]" (``ParamKey`` names) -> numpy array or scalar."""
         out: dict[str, Any] = {}
-        for i, layer in enumerate(self.layers):
-            p = f"layers.{i}."
-            out[p + "bias"] = layer.bias.copy()
-            out[p + "out_scale"] = np.float64(layer.out_scale)
+        for i, layer in self.param_layers():
+            out[str(ParamKey(i, "bias"))] = layer.bias.copy()
+            out[str(ParamKey(i, "out_scale"))] = np.float64(layer.out_scale)
             for k, v in layer.tile.state_dict().items():
-                out[p + "W." + k] = v
+                out[ParamKey(i, "W").prefix + k] = v
             if layer.decor is not None:
                 for k, v in layer.decor.state_dict().items():
-                    out[p + "decor." + k] = v
+                    out[ParamKey(i, "decor").prefix + k] = v
                 if layer.decor.tile is not None:
                     for k, v in layer.decor.tile.state_dict().items():
-                        out[p + "R." + k] = v
+                        out[ParamKey(i, "R").prefix + k] = v
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -279,20 +318,20 @@ class MLP:
         def sub(prefix: str) -> dict[str, Any]:
             return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
-        for i, layer in enumerate(self.layers):
-            p = f"layers.{i}."
-            if p + "bias" not in state:
-                raise ShapeError(f"state has no entry {p + 'bias'!r}: it was saved from another architecture")
-            bias = np.asarray(state[p + "bias"], dtype=np.float32)
+        for i, layer in self.param_layers():
+            bkey = str(ParamKey(i, "bias"))
+            if bkey not in state:
+                raise ShapeError(f"state has no entry {bkey!r}: it was saved from another architecture")
+            bias = np.asarray(state[bkey], dtype=np.float32)
             if bias.shape != layer.bias.shape:
-                raise ShapeError(f"{p}bias has shape {bias.shape}: expected {layer.bias.shape}")
+                raise ShapeError(f"{bkey} has shape {bias.shape}: expected {layer.bias.shape}")
             layer.bias = bias.copy()
-            layer.out_scale = float(state[p + "out_scale"])
-            layer.tile.load_state_dict(sub(p + "W."))
+            layer.out_scale = float(state[str(ParamKey(i, "out_scale"))])
+            layer.tile.load_state_dict(sub(ParamKey(i, "W").prefix))
             if layer.decor is not None:
-                layer.decor.load_state_dict(sub(p + "decor."))
+                layer.decor.load_state_dict(sub(ParamKey(i, "decor").prefix))
                 if layer.decor.tile is not None:
-                    layer.decor.tile.load_state_dict(sub(p + "R."))
+                    layer.decor.tile.load_state_dict(sub(ParamKey(i, "R").prefix))
 
     def fold(self) -> MLP:
         """A plain float MLP (no decorrelation) with the same evaluation outputs.

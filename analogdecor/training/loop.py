@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from analogdecor import __version__
-from analogdecor.backends import is_analog
 from analogdecor.errors import ConfigError, DataError
 from analogdecor.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -140,9 +139,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     Notes
     -----
     Per batch: the rule gives per-layer (z, delta) (:func:`analogdecor.learning.compute_signals`),
-    weights and biases are updated (:func:`analogdecor.learning.apply_updates`), then every
-    decorrelating R takes one step of its own rule on the clean pass
-    (:func:`analogdecor.learning.decorrelation_step`). Training metrics are running
+    weights and biases are updated, then every decorrelating R takes one step of its own rule
+    on the clean pass, all through one :class:`analogdecor.learning.UpdateRouter`. Training metrics are running
     means over the epoch's clean passes; test metrics are measured after each epoch.
 
     At every epoch boundary before the last, model.npz, metrics.json/.csv and (except on
@@ -228,9 +226,8 @@ def _fit(
     """The training loop of :func:`train`, from scratch or (``checkpoint``) from an epoch boundary."""
     from analogdecor.learning import (
         AnalogUpdater,
-        apply_updates,
+        UpdateRouter,
         compute_signals,
-        decorrelation_step,
         init_rule_state,
         make_optimizer,
     )
@@ -243,9 +240,7 @@ def _fit(
     o = cfg.optim
     optimizer = make_optimizer(o.optimizer, o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
     updater = AnalogUpdater(o.analog_update, o.update_rank)
-    for i, layer in enumerate(net.layers):
-        if layer.decor is not None and layer.decor.tile is not None and is_analog(layer.decor.tile):
-            layer.decor.updater, layer.decor.updater_key = updater, f"layers.{i}.R"
+    router = UpdateRouter(optimizer, cfg.analog_lr, updater)
     metrics: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
     wall_before = 0.0
     if checkpoint is not None:
@@ -291,8 +286,7 @@ def _fit(
                 if not math.isfinite(batch_loss):
                     status = "diverged"
                     break
-                apply_updates(net, result, optimizer, cfg.analog_lr, updater)
-                decorrelation_step(net, result)
+                router.step(net, result)
                 loss_sum += batch_loss * len(idx)
                 correct += int(np.sum(np.argmax(result.logits, axis=1) == yb))
                 seen += len(idx)
