@@ -403,3 +403,95 @@ def ref_refresh(wp, wm, lo_p, lo_m, hi_p, hi_m, w_max, upper, lower):
                 wp[i, j] = min(max(diff + m, lo_p[i, j]), hi_p[i, j])
                 wm[i, j] = min(max(m, lo_m[i, j]), hi_m[i, j])
     return wp, wm, n
+
+
+# --------------------------------------------------------------------------- convolutions (plain loops)
+def ref_im2col(x, k, stride, pad):
+    """Patch rows of (B, C, H, W) images, built element by element (zero outside the image)."""
+    B, C, H, W = x.shape
+    Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    out = np.zeros((B * Ho * Wo, C * k * k), dtype=np.float32)
+    for b in range(B):
+        for oh in range(Ho):
+            for ow in range(Wo):
+                r = (b * Ho + oh) * Wo + ow
+                for c in range(C):
+                    for i in range(k):
+                        for j in range(k):
+                            h, w = oh * stride + i - pad, ow * stride + j - pad
+                            if 0 <= h < H and 0 <= w < W:
+                                out[r, (c * k + i) * k + j] = x[b, c, h, w]
+    return out
+
+
+def ref_conv2d(x, W4, bias, stride, pad):
+    """y[b, o, oh, ow] = b_o + sum_{c,i,j} W4[o, c, i, j] x[b, c, oh s + i - p, ow s + j - p] (float64)."""
+    B, C, H, Wd = x.shape
+    n_out, _, k, _ = W4.shape
+    Ho, Wo = (H + 2 * pad - k) // stride + 1, (Wd + 2 * pad - k) // stride + 1
+    y = np.zeros((B, n_out, Ho, Wo))
+    for b in range(B):
+        for o in range(n_out):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    s = float(bias[o])
+                    for c in range(C):
+                        for i in range(k):
+                            for j in range(k):
+                                h, w = oh * stride + i - pad, ow * stride + j - pad
+                                if 0 <= h < H and 0 <= w < Wd:
+                                    s += float(W4[o, c, i, j]) * float(x[b, c, h, w])
+                    y[b, o, oh, ow] = s
+    return y
+
+
+def ref_conv2d_backward(x, W4, g, stride, pad):
+    """(dL/dx, sum over the batch of dL/dW4) of a convolution given dL/dy = g (float64 loops)."""
+    B, C, H, Wd = x.shape
+    n_out, _, k, _ = W4.shape
+    Ho, Wo = g.shape[2], g.shape[3]
+    dx = np.zeros(x.shape)
+    dW = np.zeros(W4.shape)
+    for b in range(B):
+        for o in range(n_out):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    gv = float(g[b, o, oh, ow])
+                    for c in range(C):
+                        for i in range(k):
+                            for j in range(k):
+                                h, w = oh * stride + i - pad, ow * stride + j - pad
+                                if 0 <= h < H and 0 <= w < Wd:
+                                    dx[b, c, h, w] += float(W4[o, c, i, j]) * gv
+                                    dW[o, c, i, j] += float(x[b, c, h, w]) * gv
+    return dx, dW
+
+
+def ref_pool2d(x, size, stride, kind):
+    """(output, dL/dx for dL/dy = ones-weighted by ``g``) of max/avg pooling: returns a function of g."""
+    B, C, H, W = x.shape
+    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
+    y = np.zeros((B, C, Ho, Wo), dtype=np.float32)
+    where = {}
+    for b in range(B):
+        for c in range(C):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    win = [(oh * stride + i, ow * stride + j) for i in range(size) for j in range(size)]
+                    vals = [x[b, c, h, w] for h, w in win]
+                    if kind == "max":
+                        m = int(np.argmax(vals))  # first maximum, as numpy
+                        y[b, c, oh, ow] = vals[m]
+                        where[b, c, oh, ow] = [win[m]]
+                    else:
+                        y[b, c, oh, ow] = np.float32(np.mean(np.asarray(vals, dtype=np.float32), dtype=np.float32))
+                        where[b, c, oh, ow] = win
+
+    def backward(g):
+        dx = np.zeros(x.shape)
+        for (b, c, oh, ow), cells in where.items():
+            for h, w in cells:
+                dx[b, c, h, w] += float(g[b, c, oh, ow]) / (1 if kind == "max" else size * size)
+        return dx
+
+    return y, backward

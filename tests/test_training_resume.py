@@ -112,6 +112,29 @@ CASES = {
             "tile.mapping.array_cols": 20,
         },
     ),
+    # conv nets (digits read as 1x8x8): R on patches, on its own tile, mixed updates of patch rows
+    "numba-conv-bp-R-tile-mixed": dict(
+        rule="bp",
+        backend="numba",
+        **{
+            "decorrelation.enabled": True,
+            "decorrelation.on_tile": True,
+            "model.layers": [{"kind": "conv2d", "channels": 4, "padding": 1}, {"kind": "maxpool"}, {"kind": "flatten"}],
+        },
+    ),
+    "float-conv-fa-decor": dict(
+        rule="fa",
+        backend="float",
+        **{
+            "decorrelation.enabled": True,
+            "model.layers": [
+                {"kind": "conv2d", "channels": 6, "stride": 2},
+                {"kind": "avgpool", "size": 3, "stride": 1},
+                {"kind": "flatten"},
+                {"kind": "dense", "units": 12},
+            ],
+        },
+    ),
 }
 
 

@@ -81,6 +81,9 @@ def register(subparsers: Any) -> None:
     m.add_argument("--activation", choices=("relu", "leaky_relu", "tanh", "sigmoid"))
     m.add_argument("--init", choices=("torch", "he"),
                    help="initial weights: torch (as nn.Linear and the paper's code) or he")  # fmt: skip
+    m.add_argument("--arch", choices=("mlp", "paper-mlp", "paper-convnet"),
+                   help="named model: paper-convnet (conv nets: image data), paper-mlp (4x1000); "
+                        "mlp uses --hidden; any sequential net: model.layers in the TOML")  # fmt: skip
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int)
     o.add_argument("--batch-size", type=int)
@@ -118,7 +121,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "decorrelation.lr": args.decor_lr, "decorrelation.on_tile": args.decor_on_tile,
         "data.dataset": args.dataset, "data.data_dir": args.data_dir,
         "data.n_train": args.n_train, "data.n_test": args.n_test,
-        "model.activation": args.activation, "model.init": args.init, "optim.epochs": args.epochs,
+        "model.activation": args.activation, "model.init": args.init, "model.arch": args.arch,
+        "optim.epochs": args.epochs,
         "optim.batch_size": args.batch_size, "optim.lr": args.lr, "optim.analog_lr": args.analog_lr,
         "optim.optimizer": args.optimizer, "optim.np_sigma": args.np_sigma,
     }  # fmt: skip

@@ -149,15 +149,16 @@ class Decorrelator:
             m = self.config.momentum
             self.mu = (1.0 - m) * self.mu + m * np.asarray(mu_batch, dtype=np.float64)
 
-    def step(self, x: np.ndarray, z: np.ndarray) -> None:
+    def step(self, x: np.ndarray, z: np.ndarray, k: int | None = None) -> None:
         """One update of R from a training batch's inputs ``x`` and signals ``z`` (B, d).
 
-        Uses the first k = floor(f B) + 1 samples (batches are shuffled). R in float takes
+        Uses the first k = floor(f B) + 1 samples (batches are shuffled), or the first ``k``
+        rows when given (a convolution: every patch position of the first images). R in float takes
         its rule's step; R on a tile takes :meth:`tile_step` as one pulsed update per sample
         (training routes that step through the network's analogue updater instead).
         """
         if self.tile is not None:
-            ts = self.tile_step(x, z)
+            ts = self.tile_step(x, z, k)
             if ts is not None:
                 self.tile.update(ts.x, ts.err / np.float32(ts.x.shape[0]), ts.lr)
                 self.scale *= ts.gain
@@ -165,7 +166,7 @@ class Decorrelator:
         cfg = self.config
         if cfg.rule == "zca" or cfg.lr == 0.0:
             return
-        k = rules.subset_size(x.shape[0], cfg.subset_fraction)
+        k = rules.subset_size(x.shape[0], cfg.subset_fraction) if k is None else int(k)
         xs = np.asarray(x[:k], dtype=np.float64)
         zs = np.asarray(z[:k], dtype=np.float64)
         if cfg.rule == "ahmad":
@@ -178,7 +179,7 @@ class Decorrelator:
         else:  # pragma: no cover - validated by DecorrelationConfig
             raise ConfigError(f"DecorrelationConfig.rule = {cfg.rule!r}")
 
-    def tile_step(self, x: np.ndarray, z: np.ndarray) -> TileStep | None:
+    def tile_step(self, x: np.ndarray, z: np.ndarray, k: int | None = None) -> TileStep | None:
         """The paper's rule for R on a tile: the gain for the digital scale, the C term as pulses.
 
         Nothing is changed here (the tile's forward or transposed read is taken, which
@@ -189,7 +190,7 @@ class Decorrelator:
             raise ConfigError("tile_step: this decorrelator keeps R in float (no tile)")
         if cfg.rule == "zca" or cfg.lr == 0.0:
             return None
-        k = rules.subset_size(x.shape[0], cfg.subset_fraction)
+        k = rules.subset_size(x.shape[0], cfg.subset_fraction) if k is None else int(k)
         xs = np.asarray(x[:k], dtype=np.float64)
         zs = np.asarray(z[:k], dtype=np.float64)
         g = rules.gain_factor(xs, zs, cfg.gain)

@@ -32,6 +32,14 @@ paper's code does, as one stacked batch [x; x] (``passes="stacked"``: both halve
 are centred with their joint mean, and the decorrelation rule and the running mean
 see the stacked batch, so its subset holds floor(f 2B) + 1 clean samples).
 
+Networks with convolutions and pooling run the same rules: deltas are kept per
+parameter layer in the shape of its pre-activation ((B, C, Ho, Wo) for a conv),
+errors pass pooling and flatten layers by their own backward, FA's B for a conv
+has the kernel's (C_out, C_in k^2) shape, DFA's B_l maps the output error onto
+the whole pre-activation map, and NP/ANP perturb every element of every parameter
+layer's pre-activation in one noisy pass. The (z, delta) signals of a conv are
+its patch rows (one row per patch position).
+
 The centring mean mu of a decorrelated layer is part of the training-mode
 forward pass; whether errors pass through its derivative is
 ``DecorrelationConfig.mean_gradient`` (applied in
@@ -48,8 +56,9 @@ import numpy as np
 
 from analogdecor.errors import ConfigError
 from analogdecor.learning.losses import softmax_xent
+from analogdecor.networks.cache import LayerCache
 from analogdecor.networks.init import init_feedback
-from analogdecor.networks.mlp import MLP, LayerCache
+from analogdecor.networks.network import Network
 
 __all__ = [
     "NP_PASSES",
@@ -83,7 +92,7 @@ class RuleResult:
     passes the stacked batch's (2B rows, clean half first; mu its joint mean)."""
 
 
-def init_rule_state(rule: str, net: MLP, seed: int = 0, init: str = "he") -> dict[str, Any]:
+def init_rule_state(rule: str, net: Network, seed: int = 0, init: str = "he") -> dict[str, Any]:
     """Fixed random feedback matrices: ``fa`` B_l shaped like W_l, ``dfa`` B_l of (n_l, n_out).
 
     FA draws B_l by :func:`analogdecor.networks.init.init_feedback` under the
@@ -94,83 +103,116 @@ def init_rule_state(rule: str, net: MLP, seed: int = 0, init: str = "he") -> dic
         raise ConfigError(f"rule = {rule!r}: must be one of {', '.join(RULES)}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xFA]))
     feedback: list[np.ndarray] = []
-    if rule == "fa":
-        for layer in net.layers:
+    layers = [layer for _, layer in net.param_layers()]
+    if rule == "fa":  # one per parameter layer; a conv's B has the kernel's (C_out, C_in k^2) shape
+        for layer in layers:
             feedback.append(init_feedback((layer.out_size, layer.in_size), layer.in_size, init, rng))
-    elif rule == "dfa":
-        n_out = net.layers[-1].out_size
-        for layer in net.layers[:-1]:
+    elif rule == "dfa":  # B_l maps the output error onto every element of the layer's pre-activation
+        n_out = net.n_outputs
+        for layer in layers[:-1]:
             lim = 1.0 / math.sqrt(n_out)
-            feedback.append(rng.uniform(-lim, lim, size=(layer.out_size, n_out)).astype(np.float32))
+            n_l = int(np.prod(layer.out_shape))
+            feedback.append(rng.uniform(-lim, lim, size=(n_l, n_out)).astype(np.float32))
     return {"feedback": feedback}
 
 
-def bp_deltas(net: MLP, caches: list[LayerCache], e: np.ndarray) -> list[np.ndarray]:
-    """Backpropagation through the transposed reads of every tile."""
-    deltas = [e]
-    for i in range(len(net.layers) - 2, -1, -1):
-        back = net.backward_through(i + 1, deltas[0])
-        deltas.insert(0, net.local_derivative(i, caches[i]) * back)
+def _backprop(
+    net: Network, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray] | None
+) -> list[np.ndarray]:
+    """Deltas at every parameter layer's pre-activation, the error passing every layer backwards.
+
+    ``feedback`` None: through the tiles' transposed reads (BP); else parameter layer j's
+    error passes B_j in place of alpha W_j (FA; R_j^T still applies).
+    """
+    params = net.param_layers()
+    first = params[0][0]
+    j = len(params) - 1
+    deltas: list[np.ndarray] = []
+    g = e.reshape(caches[-1].a.shape)
+    for i in range(len(net.layers) - 1, first - 1, -1):
+        layer, c = net.layers[i], caches[i]
+        if not layer.has_params:
+            g = layer.backward(g, c)
+            continue
+        d = g if layer.activation == "identity" else net.local_derivative(i, c) * g
+        deltas.insert(0, d)
+        if i > first:
+            g = layer.backward_input(d, None if feedback is None else feedback[j])
+        j -= 1
     return deltas
+
+
+def bp_deltas(net: Network, caches: list[LayerCache], e: np.ndarray) -> list[np.ndarray]:
+    """Backpropagation through the transposed reads of every tile (col2im for convolutions)."""
+    return _backprop(net, caches, e, None)
 
 
 def fa_deltas(
-    net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]
+    net: Network, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]
 ) -> list[np.ndarray]:
     """Feedback alignment: B_{l+1} in place of alpha W_{l+1}; R_{l+1}^T is still applied."""
-    deltas = [e]
-    for i in range(len(net.layers) - 2, -1, -1):
-        back = deltas[0] @ feedback[i + 1]
-        decor = net.layers[i + 1].decor
-        if decor is not None:
-            back = decor.backward(back)
-        deltas.insert(0, net.local_derivative(i, caches[i]) * back)
-    return deltas
+    return _backprop(net, caches, e, feedback)
 
 
 def dfa_deltas(
-    net: MLP, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]
+    net: Network, caches: list[LayerCache], e: np.ndarray, feedback: list[np.ndarray]
 ) -> list[np.ndarray]:
     """Direct feedback alignment: delta_l = f'(a_l) * (B_l e), output layer delta = e."""
-    deltas = [net.local_derivative(i, caches[i]) * (e @ feedback[i].T) for i in range(len(net.layers) - 1)]
-    return [*deltas, e]
+    out = []
+    for j, (i, _) in enumerate(net.param_layers()[:-1]):
+        c = caches[i]
+        out.append(net.local_derivative(i, c) * (e @ feedback[j].T).reshape(c.a.shape))
+    return [*out, e.reshape(caches[-1].a.shape)]
 
 
-def _draw_noise(net: MLP, batch: int, sigma: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """eps_l = sigma * N(0, 1) of shape (B, n_l) for every layer in turn (float32)."""
-    return [(sigma * rng.standard_normal((batch, layer.out_size))).astype(np.float32) for layer in net.layers]
+def _draw_noise(net: Network, batch: int, sigma: float, rng: np.random.Generator) -> list[np.ndarray | None]:
+    """eps_l = sigma * N(0, 1) of shape (B, *out_shape) for every parameter layer in turn (float32);
+    None for layers without parameters (pooling, flatten)."""
+    return [
+        (sigma * rng.standard_normal((batch, *layer.out_shape))).astype(np.float32) if layer.has_params else None
+        for layer in net.layers
+    ]
 
 
-def np_deltas(eps: list[np.ndarray], dloss: np.ndarray, sigma: float) -> list[np.ndarray]:
+def np_deltas(eps: list[np.ndarray | None], dloss: np.ndarray, sigma: float) -> list[np.ndarray]:
     """Node perturbation: delta_l,n = (dL_n / sigma^2) eps_l,n, all layers perturbed at once.
 
     ``dloss`` is L_noisy - L_clean per sample (B,); ``eps`` the injected noise per layer.
     """
-    scale = (np.asarray(dloss, dtype=np.float64) / (sigma * sigma)).astype(np.float32)[:, None]
-    return [scale * ep for ep in eps]
+    scale = (np.asarray(dloss, dtype=np.float64) / (sigma * sigma)).astype(np.float32)
+    return [scale.reshape(-1, *([1] * (ep.ndim - 1))) * ep for ep in eps if ep is not None]
 
 
 def anp_deltas(da: list[np.ndarray], dloss: np.ndarray) -> list[np.ndarray]:
     """Activity-based node perturbation: delta_l,n = dL_n sqrt(N) / ||da_n||^2 da_l,n.
 
-    ``da`` holds every layer's pre-activation difference a_noisy - a_clean (B, n_l);
-    N = sum_l n_l and ||da_n||^2 = sum_l ||da_l,n||^2 (a global, per-sample scalar).
+    ``da`` holds every parameter layer's pre-activation difference a_noisy - a_clean
+    ((B, n_l), or (B, C, Ho, Wo) for a conv); N = sum_l n_l (every element of every map) and
+    ||da_n||^2 = sum_l ||da_l,n||^2 (a global, per-sample scalar).
     Dalm, van Gerven & Ahmad, arXiv 2310.00965; as artcogsys/decorbp's np_update.
     """
     d64 = [np.asarray(d, dtype=np.float64) for d in da]
-    sq = sum(np.sum(d * d, axis=1) for d in d64)
-    n_units = sum(d.shape[1] for d in d64)
+    sq = sum(np.sum((d * d).reshape(d.shape[0], -1), axis=1) for d in d64)
+    n_units = sum(int(np.prod(d.shape[1:])) for d in d64)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(sq > 0, np.asarray(dloss, dtype=np.float64) * math.sqrt(n_units) / sq, 0.0)
-    return [(scale[:, None] * d).astype(np.float32) for d in d64]
+    return [(scale.reshape(-1, *([1] * (d.ndim - 1))) * d).astype(np.float32) for d in d64]
 
 
-def _rows(c: LayerCache, rows: slice) -> LayerCache:
-    return LayerCache(x=c.x[rows], mu=c.mu, z=c.z[rows], a=c.a[rows], h=c.h[rows])
+def _rows(c: LayerCache, lo: int, hi: int, n: int) -> LayerCache:
+    """Samples lo:hi of a record of n samples (a conv's patch rows: P rows per sample)."""
+
+    def cut(arr: Any) -> Any:
+        if arr is None:
+            return None
+        per = arr.shape[0] // n
+        return arr[lo * per : hi * per]
+
+    return LayerCache(x=cut(c.x), mu=c.mu, z=cut(c.z), a=cut(c.a), h=cut(c.h))
 
 
 def compute_signals(
-    rule: str, net: MLP, x: np.ndarray, y: np.ndarray, state: dict[str, Any], *,
+    rule: str, net: Network, x: np.ndarray, y: np.ndarray, state: dict[str, Any], *,
     sigma: float = 1e-2, rng: np.random.Generator | None = None, passes: str = "separate",
 ) -> RuleResult:  # fmt: skip
     """Evaluate ``rule`` on the batch (x, y) and return every layer's (z, delta).
@@ -178,7 +220,7 @@ def compute_signals(
     Parameters
     ----------
     rule : {"bp", "fa", "dfa", "np", "anp"}
-    net : MLP
+    net : Network (an MLP or any sequence of layers)
     x : (B, inputs) float array
     y : (B,) int array
     state : dict
@@ -206,13 +248,15 @@ def compute_signals(
         assert rng is not None  # checked above
         eps = _draw_noise(net, B, sigma, rng)
         xx = np.concatenate([np.asarray(x, dtype=np.float32)] * 2)
-        both = net.forward_pass(xx, train=True, noise=[np.concatenate([np.zeros_like(ep), ep]) for ep in eps])
-        caches = [_rows(c, slice(0, B)) for c in both]
-        noisy = [_rows(c, slice(B, None)) for c in both]
+        noise = [None if ep is None else np.concatenate([np.zeros_like(ep), ep]) for ep in eps]
+        both = net.forward_pass(xx, train=True, noise=noise)
+        caches = [_rows(c, 0, B, 2 * B) for c in both]
+        noisy = [_rows(c, B, 2 * B, 2 * B) for c in both]
         stats = both
     else:
         caches = stats = net.forward_pass(x, train=True)
-    loss, e = softmax_xent(caches[-1].h, y)
+    logits = caches[-1].h.reshape(B, -1)
+    loss, e = softmax_xent(logits, y)
     if rule == "bp":
         deltas = bp_deltas(net, caches, e)
     elif rule == "fa":
@@ -224,11 +268,15 @@ def compute_signals(
             assert rng is not None  # checked above
             eps = _draw_noise(net, B, sigma, rng)
             noisy = net.forward_pass(x, train=True, noise=eps, means=[c.mu for c in caches])
-        noisy_loss, _ = softmax_xent(noisy[-1].h, y)
+        noisy_loss, _ = softmax_xent(noisy[-1].h.reshape(B, -1), y)
         dloss = noisy_loss - loss
         if rule == "np":
             deltas = np_deltas(eps, dloss, sigma)
         else:
-            deltas = anp_deltas([nc.a - c.a for nc, c in zip(noisy, caches, strict=True)], dloss)
-    signals = [(c.z, np.asarray(d, dtype=np.float32)) for c, d in zip(caches, deltas, strict=True)]
-    return RuleResult(signals=signals, loss=loss, logits=caches[-1].h, caches=stats)
+            da = [noisy[i].a - caches[i].a for i, _ in net.param_layers()]
+            deltas = anp_deltas(da, dloss)
+    signals = [
+        layer.signal_rows(caches[i], np.asarray(d, dtype=np.float32))
+        for (i, layer), d in zip(net.param_layers(), deltas, strict=True)
+    ]
+    return RuleResult(signals=signals, loss=loss, logits=logits, caches=stats)

@@ -180,12 +180,13 @@ class UpdateRouter:
             if decor is None:
                 continue
             x, z = layer.decor_rows(cache)
+            k = layer.decor_subset(int(cache.a.shape[0]))  # the recorded pass's samples (2B when stacked)
             if cache.mu is not None:
                 decor.update_mean(cache.mu)
             if decor.tile is None or not is_analog(decor.tile):
-                decor.step(x, z)
+                decor.step(x, z, k)
                 continue
-            ts = decor.tile_step(x, z)
+            ts = decor.tile_step(x, z, k)
             if ts is None:
                 continue
             self.updater.apply(str(ParamKey(i, "R")), decor.tile, ts.x, ts.err, 1.0, ts.lr)

@@ -26,6 +26,7 @@ from analogdecor.config import (
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.decorrelation.config import DecorrelationConfig
 from analogdecor.errors import ConfigError
+from analogdecor.networks.spec import LayerSpec
 
 __all__ = [
     "DataConfig",
@@ -44,10 +45,18 @@ DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "idx", "cifar10", "syntheti
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The MLP: inputs -> hidden... -> classes."""
+    """The network: an MLP (inputs -> hidden... -> classes), a named architecture, or any ``layers`` list."""
 
     hidden: tuple[int, ...] = (100,)
-    """Widths of the hidden layers (empty: a single linear layer)."""
+    """Widths of the hidden layers of arch 'mlp' (empty: a single linear layer)."""
+    arch: Literal["mlp", "paper-mlp", "paper-convnet"] = "mlp"
+    """mlp (``hidden``), paper-mlp (4 hidden layers of 1000) or paper-convnet (arXiv 2407.10780's
+    conv net; see :mod:`analogdecor.networks.build`). Ignored when ``layers`` is given."""
+    layers: tuple[LayerSpec, ...] = ()
+    """Any sequential network: hidden layers as tables (kind = conv2d/dense/maxpool/avgpool/flatten,
+    channels, units, kernel, stride, padding, size); the output layer is appended."""
+    in_shape: tuple[int, ...] | None = None
+    """Image shape (C, H, W) of a conv net's input; None: from the data set (mnist 1x28x28, ...)."""
     activation: Literal["relu", "leaky_relu", "tanh", "sigmoid"] = "leaky_relu"
     """Hidden activation (the output layer gives logits)."""
     slope: float = 0.01
@@ -71,6 +80,13 @@ class ModelConfig:
         check_choice(self, "activation", ("relu", "leaky_relu", "tanh", "sigmoid"))
         check_positive(self, "slope")
         check_int(self, "in_features", minimum=1, allow_none=True)
+        if self.in_shape is not None and (
+            len(self.in_shape) not in (1, 3) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                    for v in self.in_shape)
+        ):  # fmt: skip
+            raise ConfigError(f"ModelConfig.in_shape = {self.in_shape!r}: must be (C, H, W) or (d,), all >= 1")
+        if self.layers and self.arch != "mlp":
+            raise ConfigError(f"ModelConfig.arch = {self.arch!r} and ModelConfig.layers both given: pick one")
         check_int(self, "out_features", minimum=2, allow_none=True)
         check_positive(self, "weight_scaling", allow_none=True)
         check_choice(self, "init", ("torch", "he"))

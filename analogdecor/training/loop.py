@@ -112,11 +112,10 @@ def evaluate(net: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> 
 
 
 def _refit_zca(net: Any, x: np.ndarray) -> None:
-    """zca rule: refit each layer's R from the current inputs of that layer, first to last."""
-    h = np.asarray(x, dtype=np.float32)
-    for layer_i, layer in enumerate(net.layers):
-        layer.decor.refit_zca(h)
-        h = net.forward_pass(x, train=False)[layer_i].h
+    """zca rule: refit each layer's R from the current inputs of that layer (patches of a conv), first to last."""
+    x = np.asarray(x, dtype=np.float32)
+    for i, layer in net.param_layers():
+        layer.decor.refit_zca(layer.decor_rows(net.forward_pass(x, train=False)[i])[0])
 
 
 def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True) -> TrainResult:

@@ -122,8 +122,26 @@ def load_run_config(run_dir: str | Path) -> tuple[TrainConfig, TileConfig]:
 def build_network(cfg: TrainConfig, tile_cfg: TileConfig, n_features: int, n_classes: int):
     """The untrained network a config describes (same seed, same initial network)."""
     from analogdecor.networks import MLP
+    from analogdecor.networks.build import architecture, input_shape
+    from analogdecor.networks.build import build_network as build_layers
 
-    widths = [n_features, *cfg.model.hidden, n_classes]
+    m = cfg.model
+    if m.layers or m.arch == "paper-convnet":
+        return build_layers(
+            m.layers or architecture(m.arch),
+            input_shape(cfg.data.dataset, n_features, m.in_shape),
+            n_classes,
+            activation=m.activation,
+            slope=m.slope,
+            backend=cfg.backend,
+            tile_config=tile_cfg,
+            decorrelation=cfg.decorrelation if cfg.decorrelation.enabled else None,
+            weight_scaling=m.weight_scaling,
+            init=m.init,
+            seed=cfg.seed,
+        )
+    hidden = (1000, 1000, 1000, 1000) if m.arch == "paper-mlp" else cfg.model.hidden
+    widths = [n_features, *hidden, n_classes]
     return MLP.build(
         widths,
         activation=cfg.model.activation,

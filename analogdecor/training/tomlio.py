@@ -37,6 +37,8 @@ def _value(v: Any) -> str:
         return json.dumps(v)  # JSON string escapes are valid TOML basic strings
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):  # an inline table (entries of a list, e.g. model.layers)
+        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items() if x is not None) + "}"
     if hasattr(v, "item"):  # numpy scalar
         return _value(v.item())
     raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
