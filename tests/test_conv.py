@@ -263,3 +263,32 @@ def test_paper_convnet_shapes():
         (32, 28, 28), (32, 28, 28), (32, 14, 14), (64, 14, 14), (64, 14, 14), (64, 7, 7), (3136,), (1000,), (10,)
     ]  # fmt: skip
     assert isinstance(net, Network)
+
+
+@pytest.mark.aihwkit
+def test_conv_net_on_aihwkit_tiles_reads_patches_and_updates():
+    pytest.importorskip("aihwkit")
+    from analogdecor.devices.registry import load_preset
+
+    net = build_network([LayerSpec("conv2d", channels=4, padding=1), LayerSpec("maxpool"), LayerSpec("flatten")],
+                        (1, 8, 8), 3, backend="aihwkit", tile_config=load_preset("ReRamES"), weight_scaling=0.6)  # fmt: skip
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 64), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    W0 = net.layers[0].tile.read_weights()
+    UpdateRouter(SGD(0.1), 0.5, AnalogUpdater("per_sample")).step(net, compute_signals("bp", net, x, y, {}))
+    assert not np.array_equal(net.layers[0].tile.read_weights(), W0)
+    assert net.forward(x).shape == (8, 3)
+
+
+def test_conv_bench_runs_and_reports_ratios():
+    """Structure only (no timing thresholds): every requested variant is timed and its ratio reported."""
+    from analogdecor.networks.bench import ConvBenchConfig, bench_conv, format_conv_report
+
+    with pytest.raises(ConfigError, match="unknown"):
+        ConvBenchConfig(variants=("gpu",))
+    res = bench_conv(ConvBenchConfig(batch=2, in_shape=(1, 8, 8), steps=1, variants=("float", "float+decor")))
+    assert set(res["seconds_per_step"]) == {"float", "float+decor"}
+    assert res["ratios"]["decor_over_plain_float"] > 0
+    assert res["ratios"]["float_over_torch"] is None
+    assert "decor_over_plain_float" in format_conv_report(res)

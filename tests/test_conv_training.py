@@ -56,3 +56,26 @@ def test_cli_arch_paper_convnet(tmp_path, capsys):
     cfg, net = load_run(tmp_path / "run")
     assert cfg.model.arch == "paper-convnet"
     assert [tuple(layer.out_shape) for layer in net.layers][:3] == [(32, 8, 8), (32, 8, 8), (32, 4, 4)]
+
+
+def test_evaluate_a_trained_conv_net_drift_and_ir_drop(tmp_path):
+    """Inference physics (drift, read noise, IR drop, compensation) on a conv net's patch-reading tiles."""
+    from analogdecor.data import load_dataset
+    from analogdecor.inference.evaluate import EvaluateConfig, evaluate_network
+    from analogdecor.inference.irdrop import IRDropConfig
+
+    cfg = apply_overrides(TrainConfig(), {**SMALL, "data.n_train": 500, "model.layers": LAYERS,
+                                          "decorrelation.enabled": True, "decorrelation.on_tile": True})  # fmt: skip
+    net = train(cfg, None, progress=False).network
+    ds = load_dataset("digits")
+    xt, yt, xr = ds.x_test[:200], ds.y_test[:200], ds.x_train[:64]
+    flat = evaluate_network(net, xt, yt, xr, EvaluateConfig(model="none", seeds=1, times=(1.0, 1e6)))
+    assert flat.baseline_accuracy > 0.5
+    assert np.all(flat.acc_raw == flat.baseline_accuracy)  # noise off: programming and reading are exact
+    assert np.all(flat.acc_comp == flat.baseline_accuracy)
+    assert set(flat.alphas[0]) == {"layers.0.W", "layers.0.R", "layers.2.W", "layers.2.R", "layers.4.W",
+                                   "layers.4.R", "layers.5.W", "layers.5.R"}  # fmt: skip
+    pcm = evaluate_network(net, xt, yt, xr, EvaluateConfig(model="pcm", seeds=2, times=(1.0, 86400.0 * 365),
+                                                           ir_drop=IRDropConfig(enabled=True, layers=("layers.0.W",))))  # fmt: skip
+    assert np.isfinite(pcm.acc_raw).all()
+    assert np.isfinite(pcm.acc_comp).all()

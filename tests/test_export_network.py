@@ -100,3 +100,40 @@ def test_load_into_wrong_architecture_is_a_clear_error(tmp_path):
         load_into(other, read_export(tmp_path / "a.npz"))
     with pytest.raises(ExportFormatError, match="no run_config"):
         import_network(tmp_path / "a.npz")
+
+
+@pytest.mark.parametrize("fmt", READABLE_FORMATS)
+def test_conv_net_round_trip_is_exact_and_describes_its_kernels(tmp_path, fmt):
+    """A conv tile's map is (C_out, C_in k k); the kernel shape and layout travel in the metadata."""
+    from analogdecor.networks.spec import LayerSpec
+
+    cfg = TrainConfig(
+        backend="numba",
+        model=ModelConfig(
+            layers=(LayerSpec("conv2d", channels=3, kernel=3, padding=1, stride=2), LayerSpec("maxpool"), LayerSpec("flatten"))
+        ),
+        decorrelation=DecorrelationConfig(enabled=True, on_tile=True),
+        seed=4,
+    )
+    net = build_network(cfg, quiet_tile_config(), 64, 5)  # digits: 1x8x8
+    rng = np.random.default_rng(0)
+    conv = net.layers[0]
+    conv.tile.update(rng.standard_normal((8, 9)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32), 0.05)
+    conv.bias = rng.standard_normal(3).astype(np.float32)
+    conv.decor.mu = rng.standard_normal(9) * 0.1
+    x = rng.random((6, 64), dtype=np.float32)
+    export_network(net, tmp_path / TARGET[fmt], fmt, meta={"run_config": to_dict(cfg), "seed": 4})
+    back = import_network(tmp_path / TARGET[fmt])
+    np.testing.assert_array_equal(back.forward(x), net.forward(x))
+    exp = read_export(tmp_path / TARGET[fmt])
+    w = exp.layer("layers.0.W")
+    assert w.shape == (3, 9)
+    assert w.geometry["kernel_shape"] == [3, 1, 3, 3]
+    assert w.geometry["in_shape"] == [1, 8, 8]
+    assert (w.geometry["stride"], w.geometry["padding"]) == (2, 1)
+    np.testing.assert_array_equal(
+        w.weights().astype(np.float32).reshape(w.geometry["kernel_shape"])[:, 0],  # as load_into writes it
+        net.layers[0].tile.read_weights().reshape(3, 3, 3),
+    )
+    assert exp.layer("layers.0.R").shape == (9, 9)
+    assert exp.layer("layers.3.W").geometry == {}  # dense layers have none

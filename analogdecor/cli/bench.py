@@ -8,6 +8,7 @@ function listed in :data:`BENCHMARKS`; to add one, write such a function
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 
@@ -90,7 +91,33 @@ def _run_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = (_register_crossbar, _register_backends)
+def _register_conv(sub) -> None:
+    p = sub.add_parser("conv", help="one BP step of the paper's conv net: float vs torch, numba, aihwkit",
+                       description="Times one BP training step of the paper's conv net on analogdecor's float "
+                                   "and numba backends, torch and aihwkit (AnalogConv2d + AnalogSGD), with and "
+                                   "without decorrelation, and prints the ratios measured in one run.")  # fmt: skip
+    p.add_argument("--batch", type=int, default=64, help="images per step (default 64)")
+    p.add_argument("--preset", default="ReRamES", help="device preset (default ReRamES)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per variant; the median is reported")
+    p.add_argument("--only", action="append", metavar="VARIANT",
+                   help="run only these variants (repeatable): float, torch, float+decor, numba-mixed, "
+                        "numba-per_sample, aihwkit")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.set_defaults(func=_run_conv)
+
+
+def _run_conv(args: argparse.Namespace) -> int:
+    from analogdecor.networks.bench import ConvBenchConfig, bench_conv, format_conv_report
+
+    cfg = ConvBenchConfig(batch=args.batch, preset=args.preset, steps=args.steps)
+    if args.only:
+        cfg = dataclasses.replace(cfg, variants=tuple(args.only))
+    res = bench_conv(cfg)
+    print(json.dumps(res, sort_keys=True) if args.json else format_conv_report(res))
+    return 0
+
+
+BENCHMARKS = (_register_crossbar, _register_backends, _register_conv)
 """Sub-command registration functions, in --help order."""
 
 

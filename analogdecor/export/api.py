@@ -167,4 +167,6 @@ def _build_from_export(exp: ConductanceExport, path: str | Path) -> Any:
         tile_cfg = from_dict(TileConfig, weights[0].tile_config)
     except ConfigError as exc:
         raise ExportFormatError(f"{path}: run_config or tile_config cannot be read ({exc})") from None
-    return build_network(cfg, tile_cfg, weights[0].shape[1], weights[-1].shape[0])
+    in_shape = weights[0].geometry.get("in_shape")  # a conv net: its first tile reads patches
+    n_features = int(np.prod(in_shape)) if in_shape else weights[0].shape[1]
+    return build_network(cfg, tile_cfg, n_features, weights[-1].shape[0])

@@ -125,7 +125,7 @@ def read_hdf5(path: Path) -> ConductanceExport:
     import h5py
 
     where = str(path)
-    json_attrs = ("run_config", "layers", "digital_keys", "tile_config", "shape", "layer_names")
+    json_attrs = ("run_config", "layers", "digital_keys", "tile_config", "shape", "layer_names", "geometry")
     try:
         with h5py.File(path, "r") as fh:
             raw = dict(fh.attrs)

@@ -61,6 +61,11 @@ class LayerRecord:
     """Backend class the tile came from (FloatTile, Tile, AihwkitTile)."""
     tile_config: dict = field(default_factory=dict)
     """The tile's full TileConfig as a plain dict (device parameters included)."""
+    geometry: dict = field(default_factory=dict)
+    """How the (out, in) map sits in its layer; empty for dense layers. A conv2d weight map is
+    (C_out, C_in k k) with ``kernel_shape`` [C_out, C_in, k, k], columns in (channel, kernel row,
+    kernel column) order (``layout``: a torch Conv2d weight is ``map.reshape(kernel_shape)``),
+    plus ``stride``, ``padding`` and the layer's ``in_shape``."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -83,6 +88,7 @@ class LayerRecord:
             "kind": self.kind,
             "backend": self.backend,
             "tile_config": self.tile_config,
+            **({"geometry": self.geometry} if self.geometry else {}),
         }
 
     @classmethod
@@ -101,6 +107,7 @@ class LayerRecord:
                 kind=str(meta.get("kind", "weight")),
                 backend=str(meta.get("backend", "")),
                 tile_config=dict(meta.get("tile_config", {})),
+                geometry=dict(meta.get("geometry", {})),
             )
             shape = tuple(int(s) for s in meta["shape"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -206,6 +213,7 @@ def tile_w_scale(tile: Any, weights: np.ndarray | None = None) -> float:
 def collect_layers(network: Any) -> list[LayerRecord]:
     """One :class:`LayerRecord` per ``network.analog_layers()`` entry, from the tiles' conductances."""
     records = []
+    geometry: Any = getattr(network, "tile_geometry", lambda name: {})
     for name, tile in network.analog_layers():
         g_plus, g_minus = tile.conductances()
         m = tile.config.mapping
@@ -220,6 +228,7 @@ def collect_layers(network: Any) -> list[LayerRecord]:
                 kind="decorrelation" if name.endswith(".R") else "weight",
                 backend=type(tile).__name__,
                 tile_config=to_dict(tile.config),
+                geometry=geometry(name),
             )
         )
     return records

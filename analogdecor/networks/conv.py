@@ -172,6 +172,15 @@ class Conv2dLayer:
     def describe(self) -> str:
         return f"conv2d {self.in_shape[0]}->{self.out_size} k{self.kernel} s{self.stride} p{self.padding}"
 
+    def geometry(self, part: str) -> dict[str, Any]:
+        """Export metadata of the W map (C_out, C_in k^2) or the R map (C_in k^2)^2."""
+        common = {"layer": "conv2d", "in_shape": list(self.in_shape), "stride": self.stride,
+                  "padding": self.padding, "patch_shape": [self.in_shape[0], self.kernel, self.kernel]}  # fmt: skip
+        if part == "W":
+            return {**common, "kernel_shape": list(self.kernel_shape),
+                    "layout": "(C_out, C_in*k*k); columns in (channel, kernel row, kernel column) order"}  # fmt: skip
+        return {**common, "layout": "(C_in*k*k, C_in*k*k) acting on flattened patches"}
+
     def effective_weights(self) -> np.ndarray:
         """alpha W as float32 (C_out, C_in k^2)."""
         return (self.tile.read_weights() * np.float32(self.out_scale)).astype(np.float32)

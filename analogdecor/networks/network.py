@@ -261,6 +261,13 @@ class Network:
         """(name, tile) of every tile, named ``str(ParamKey)`` ("layers.i.W", "layers.i.R"), in order."""
         return [(str(key), tile) for key, tile in self.tiles()]
 
+    def tile_geometry(self, name: str) -> dict[str, Any]:
+        """How tile ``name``'s (out, in) map sits in its layer (export metadata); {} for dense layers."""
+        key = ParamKey.parse(name)
+        layer = self.layers[key.layer]
+        geometry = getattr(layer, "geometry", None)
+        return geometry(key.part) if geometry is not None else {}
+
     def digital_scale(self, key: ParamKey) -> tuple[Any, str]:
         """(object, attribute) of the digital output scale that follows tile ``key``."""
         if not key.is_tile or key.layer >= len(self.layers) or not self.layers[key.layer].has_params:

@@ -1,0 +1,198 @@
+"""Speed of one BP training step of the paper's conv net, as ratios measured in one run.
+
+``analogdecor bench conv`` times (median over ``steps`` after one warm-up step):
+
+- ``float``: analogdecor's float backend (im2col reads, SGD), decorrelation off;
+- ``torch``: the same architecture as ``torch.nn`` (Conv2d, MaxPool2d, Linear) with ``torch.optim.SGD``;
+- ``float+decor``: the float backend with every layer decorrelated (R forward, backward and update);
+- ``numba-mixed`` / ``numba-per_sample``: the numba emulator with mixed-precision / per-sample updates;
+- ``aihwkit``: aihwkit's AnalogConv2d / AnalogLinear with AnalogSGD and the same preset (translated);
+
+and prints the ratios the issue asks for: float / torch, numba-mixed / float, aihwkit / numba
+(speed-up of the emulator), and decorrelation's extra cost (float+decor / float). Entries whose
+package is missing (torch, aihwkit) are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analogdecor.errors import ConfigError
+
+__all__ = ["VARIANTS", "ConvBenchConfig", "bench_conv", "format_conv_report"]
+
+VARIANTS: tuple[str, ...] = ("float", "torch", "float+decor", "numba-mixed", "numba-per_sample", "aihwkit")
+
+
+@dataclass(frozen=True)
+class ConvBenchConfig:
+    """Settings of :func:`bench_conv`."""
+
+    batch: int = 64
+    """Images per step."""
+    in_shape: tuple[int, int, int] = (1, 28, 28)
+    """Image shape (MNIST-sized by default)."""
+    n_classes: int = 10
+    preset: str = "ReRamES"
+    """Device preset of the analogue backends."""
+    steps: int = 5
+    """Timed steps per variant (after one warm-up step); the median is reported."""
+    seed: int = 0
+    variants: tuple[str, ...] = VARIANTS
+    """Which variants to time."""
+
+    def __post_init__(self) -> None:
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise ConfigError(f"ConvBenchConfig.variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+        for name in ("batch", "steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ConvBenchConfig.{name} = {getattr(self, name)!r}: must be >= 1")
+
+
+def _analogdecor_step(backend: str, decor: bool, mode: str, cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
+    from analogdecor.decorrelation import DecorrelationConfig
+    from analogdecor.devices.registry import load_preset
+    from analogdecor.learning import SGD, AnalogUpdater, UpdateRouter, compute_signals
+    from analogdecor.networks.build import architecture, build_network
+
+    tile_cfg = load_preset(cfg.preset) if backend != "float" else None
+    dcfg = DecorrelationConfig(enabled=True, lr=1e-5) if decor else None
+    net = build_network(architecture("paper-convnet"), cfg.in_shape, cfg.n_classes, backend=backend,
+                        tile_config=tile_cfg, decorrelation=dcfg,
+                        weight_scaling=0.6 if backend != "float" else None, seed=cfg.seed)  # fmt: skip
+    router = UpdateRouter(SGD(0.01), 0.01, AnalogUpdater(mode))
+
+    def step() -> None:
+        router.step(net, compute_signals("bp", net, x, y, {}))
+
+    return step
+
+
+def _torch_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(cfg.seed)
+    C, H, W = cfg.in_shape
+    flat = 64 * (H // 4) * (W // 4)
+    model = nn.Sequential(
+        nn.Conv2d(C, 32, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(32, 32, 3, padding=1), nn.LeakyReLU(0.01),
+        nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(64, 64, 3, padding=1),
+        nn.LeakyReLU(0.01), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, 1000), nn.LeakyReLU(0.01),
+        nn.Linear(1000, cfg.n_classes),
+    )  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    xt = torch.tensor(x.reshape(-1, *cfg.in_shape))
+    yt = torch.tensor(y)
+
+    def step() -> None:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(xt), yt).backward()
+        opt.step()
+
+    return step
+
+
+def _aihwkit_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
+    import torch
+    from aihwkit.nn import AnalogConv2d, AnalogLinear, AnalogSequential
+    from aihwkit.optim import AnalogSGD
+    from torch import nn
+
+    from analogdecor.backends.aihwkit.translate import to_rpu_config
+    from analogdecor.devices.registry import load_preset
+
+    rpu = to_rpu_config(load_preset(cfg.preset), seed=cfg.seed)
+    C, H, W = cfg.in_shape
+    flat = 64 * (H // 4) * (W // 4)
+    model = AnalogSequential(
+        AnalogConv2d(C, 32, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01),
+        AnalogConv2d(32, 32, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01), nn.MaxPool2d(2),
+        AnalogConv2d(32, 64, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01),
+        AnalogConv2d(64, 64, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01), nn.MaxPool2d(2), nn.Flatten(),
+        AnalogLinear(flat, 1000, rpu_config=rpu), nn.LeakyReLU(0.01), AnalogLinear(1000, cfg.n_classes, rpu_config=rpu),
+    )  # fmt: skip
+    opt = AnalogSGD(model.parameters(), lr=0.01)
+    opt.regroup_param_groups(model)
+    xt = torch.tensor(x.reshape(-1, *cfg.in_shape))
+    yt = torch.tensor(y)
+
+    def step() -> None:
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(xt), yt).backward()
+        opt.step()
+
+    return step
+
+
+def _time(step: Any, n: int) -> float:
+    step()  # warm-up (numba compilation, allocations)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_conv(cfg: ConvBenchConfig | None = None) -> dict[str, Any]:
+    """Median seconds per BP step of every variant and the ratios (see the module notes)."""
+    cfg = cfg or ConvBenchConfig()
+    rng = np.random.default_rng(cfg.seed)
+    x = rng.random((cfg.batch, int(np.prod(cfg.in_shape))), dtype=np.float32)
+    y = rng.integers(0, cfg.n_classes, cfg.batch)
+    makers = {
+        "float": lambda: _analogdecor_step("float", False, "mixed", cfg, x, y),
+        "float+decor": lambda: _analogdecor_step("float", True, "mixed", cfg, x, y),
+        "numba-mixed": lambda: _analogdecor_step("numba", False, "mixed", cfg, x, y),
+        "numba-per_sample": lambda: _analogdecor_step("numba", False, "per_sample", cfg, x, y),
+        "torch": lambda: _torch_step(cfg, x, y),
+        "aihwkit": lambda: _aihwkit_step(cfg, x, y),
+    }
+    seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for name in cfg.variants:
+        try:
+            step = makers[name]()
+        except ImportError as exc:
+            skipped[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        seconds[name] = _time(step, cfg.steps)
+
+    def ratio(a: str, b: str) -> float | None:
+        return seconds[a] / seconds[b] if a in seconds and b in seconds else None
+
+    return {
+        "config": {"batch": cfg.batch, "in_shape": list(cfg.in_shape), "preset": cfg.preset, "steps": cfg.steps},
+        "seconds_per_step": seconds,
+        "skipped": skipped,
+        "ratios": {
+            "float_over_torch": ratio("float", "torch"),
+            "numba_mixed_over_float": ratio("numba-mixed", "float"),
+            "aihwkit_over_numba_mixed": ratio("aihwkit", "numba-mixed"),
+            "aihwkit_over_numba_per_sample": ratio("aihwkit", "numba-per_sample"),
+            "decor_over_plain_float": ratio("float+decor", "float"),
+        },
+    }
+
+
+def format_conv_report(res: dict[str, Any]) -> str:
+    """A short table of :func:`bench_conv`'s result."""
+    c = res["config"]
+    lines = [f"paper conv net, BP step, batch {c['batch']}, input {'x'.join(map(str, c['in_shape']))}, "
+             f"preset {c['preset']} (median of {c['steps']} steps)"]  # fmt: skip
+    for name, s in res["seconds_per_step"].items():
+        lines.append(f"  {name:<18} {s * 1e3:10.1f} ms/step")
+    for name, why in res["skipped"].items():
+        lines.append(f"  {name:<18} skipped ({why})")
+    targets = {"float_over_torch": "<= 2", "numba_mixed_over_float": "<= 4", "aihwkit_over_numba_mixed": ">= 5",
+               "aihwkit_over_numba_per_sample": "(reported)", "decor_over_plain_float": "(reported)"}  # fmt: skip
+    for name, r in res["ratios"].items():
+        lines.append(f"  {name:<30} {'n/a' if r is None else f'{r:6.2f}'}   target {targets[name]}")
+    return "\n".join(lines)
