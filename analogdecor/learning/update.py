@@ -164,7 +164,10 @@ class UpdateRouter:
                 self.updater.apply(str(key), layer.tile, z, delta, layer.out_scale, self.analog_lr, B)
             else:
                 d = delta if layer.out_scale == 1.0 else delta * np.float32(layer.out_scale)
-                grad = (d.T.astype(np.float64) @ z.astype(np.float64)) / B
+                if z.shape[0] == B:
+                    grad = (d.T.astype(np.float64) @ z.astype(np.float64)) / B
+                else:  # conv patch rows: a float32 product (float64 copies of B x P rows cost more than the product)
+                    grad = (d.T @ z).astype(np.float64) / B
                 self.optimizer.step(str(key), layer.tile.weights, grad)
             self.optimizer.step(str(ParamKey(i, "bias")), layer.bias, _row_mean(delta, B))
 
