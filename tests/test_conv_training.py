@@ -79,3 +79,12 @@ def test_evaluate_a_trained_conv_net_drift_and_ir_drop(tmp_path):
                                                            ir_drop=IRDropConfig(enabled=True, layers=("layers.0.W",))))  # fmt: skip
     assert np.isfinite(pcm.acc_raw).all()
     assert np.isfinite(pcm.acc_comp).all()
+
+
+def test_paper_convnet_sweep_spec_is_valid():
+    from pathlib import Path
+
+    from analogdecor.sweep import load_spec, plan_runs
+
+    runs = plan_runs(load_spec(Path(__file__).parents[1] / "scripts" / "sweeps" / "paper_convnet_mnist.toml"))
+    assert len(runs) == 36
