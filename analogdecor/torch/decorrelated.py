@@ -141,10 +141,14 @@ class _Decorrelated(nn.Module):
         x, z, mu = self._last
         self._last = None
         self.decor.update_mean(mu)
-        if self.decor.tile is not None:
-            self.decor.updater, self.decor.updater_key = updater, key
         x, z = self._step_rows(x, z)
-        self.decor.step(x, z)
+        if self.decor.tile is not None and updater is not None:
+            ts = self.decor.tile_step(x, z)  # the rule's pulsed outer products and digital gain
+            if ts is not None:
+                updater.apply(key, self.decor.tile, ts.x, ts.err, 1.0, ts.lr)
+                self.decor.scale *= ts.gain
+        else:
+            self.decor.step(x, z)
         return True
 
     def refit_zca(self, x: torch.Tensor) -> None:
