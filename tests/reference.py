@@ -226,7 +226,8 @@ def ref_step(model, w, up, p, dev, st):
         if bmax > bmin:
             omega = (bmax - w) / (bmax - bmin)
             base = min(max(omega if up else 1.0 - omega, 0.0), 1.0)
-            dw = scale * base ** (p["shape_up"] if up else p["shape_down"])
+            e = p["shape_up"] if up else p["shape_down"]
+            dw = scale * (math.inf if base == 0.0 and e < 0.0 else base**e)  # C powf(0, e < 0) = inf
         else:
             dw = 0.0
     elif model == "piecewise":
@@ -369,11 +370,14 @@ def ref_device_arrays(cfg, shape, rng):
                 shd = -gd / (cfg.w_min if cfg.mean_bound_reference else bmin)
             elif cfg.model == "softbounds":
                 shu, shd = -1 / bmax, -1 / bmin
-            elif cfg.model == "pow":
-                beta = cfg.pow_up_down + cfg.pow_up_down_dtod * xi["pow_up_down"][i, j]
-                spread = cfg.pow_gamma_dtod * xi["pow_gamma"][i, j]
-                shu = max(cfg.pow_gamma * (1 + beta + spread), 0.0)
-                shd = max(cfg.pow_gamma * (1 - beta + spread), 0.0)
+            elif cfg.model == "pow":  # aihwkit PowStepRPUDevice::populate
+                pg = 1 + cfg.pow_gamma_dtod * xi["pow_gamma"][i, j]
+                pr = cfg.pow_up_down_dtod * xi["pow_up_down"][i, j]
+                pub = 0.0 if cfg.pow_up_down > 0 else cfg.pow_up_down
+                pdb = -cfg.pow_up_down if cfg.pow_up_down > 0 else 0.0
+                shu, shd = (pub + pg + pr) * cfg.pow_gamma, (pdb + pg - pr) * cfg.pow_gamma
+                if cfg.enforce_consistency:
+                    shu, shd = abs(shu), abs(shd)
             for k, v in (("scale_up", su), ("scale_down", sd), ("b_min", bmin), ("b_max", bmax),
                          ("shape_up", shu), ("shape_down", shd)):  # fmt: skip
                 out[k][i, j] = v

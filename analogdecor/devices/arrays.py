@@ -47,7 +47,8 @@ class DeviceArrays:
     shape_up, shape_down : float32
         LinearStep/SoftBounds: relative slope ``gamma_ij`` of the step,
         step = scale (1 + shape w). PowStep: exponent of the distance to the
-        bound. Zero for the other families.
+        bound, pow_gamma (bias + gain + r) as for the step sizes (aihwkit
+        ``PowStepRPUDevice``). Zero for the other families.
     fault : uint8
         0 alive, 1 stuck (never changes), 2 dead (weight 0, never changes).
     """
@@ -136,10 +137,16 @@ def draw_device_arrays(
         shape_up = -1.0 / np.maximum(b_max, tiny)
         shape_down = -1.0 / np.minimum(b_min, -tiny)
     elif cfg.model == "pow":
-        beta = cfg.pow_up_down + cfg.pow_up_down_dtod * xi["pow_up_down"]
-        spread = cfg.pow_gamma_dtod * xi["pow_gamma"]
-        shape_up = np.maximum(cfg.pow_gamma * (1.0 + beta + spread), 0.0)
-        shape_down = np.maximum(cfg.pow_gamma * (1.0 - beta + spread), 0.0)
+        # aihwkit PowStepRPUDevice::populate: pow_up_down is a one-sided bias, like up_down on the
+        # step sizes (> 0 lowers the DOWN exponent only), and the exponents' sign is dropped.
+        pow_gain = 1.0 + cfg.pow_gamma_dtod * xi["pow_gamma"]
+        pow_r = cfg.pow_up_down_dtod * xi["pow_up_down"]
+        pow_bias_up = min(cfg.pow_up_down, 0.0)
+        pow_bias_down = -max(cfg.pow_up_down, 0.0)
+        shape_up = cfg.pow_gamma * (pow_bias_up + pow_gain + pow_r)
+        shape_down = cfg.pow_gamma * (pow_bias_down + pow_gain - pow_r)
+        if cfg.enforce_consistency:
+            shape_up, shape_down = np.abs(shape_up), np.abs(shape_down)
 
     f32 = np.float32
     b_min32, b_max32 = b_min.astype(f32), b_max.astype(f32)

@@ -96,11 +96,13 @@ class DeviceConfig:
     pow_gamma: float = 1.0
     """PowStep: exponent of the distance-to-bound response."""
     pow_gamma_dtod: float = 0.1
-    """PowStep: device-to-device relative spread of pow_gamma."""
+    """PowStep: device-to-device relative spread of pow_gamma (gain = 1 + pow_gamma_dtod xi)."""
     pow_up_down: float = 0.0
-    """PowStep: asymmetry of the exponent between up and down pulses."""
+    """PowStep: one-sided asymmetry of the exponents, like up_down on the steps: > 0 lowers the DOWN
+    exponent to pow_gamma (gain - pow_up_down - r), < 0 lowers the UP exponent (aihwkit sign)."""
     pow_up_down_dtod: float = 0.0
-    """PowStep: device-to-device spread of pow_up_down."""
+    """PowStep: device-to-device spread r = pow_up_down_dtod xi, added to the up exponent's factor and
+    subtracted from the down one's (|exponents| taken when enforce_consistency)."""
 
     # ---- PiecewiseStep (measured curves) ------------------------------------------------
     piecewise_up: tuple[float, ...] = (1.0,)
