@@ -93,13 +93,23 @@ class UpdateConfig:
     desired_bl: int = 31
     """Maximum pulse-train length BL."""
     update_management: bool = True
-    """Balance the x and d pulse probabilities by sqrt(max|x| / max|d|)."""
+    """Balance the x and d pulse probabilities by sqrt(max|x| / max|d|). Must be on when
+    update_bl_management is (aihwkit forces it on then)."""
     update_bl_management: bool = True
-    """Shorten BL to ceil(lr max|x| max|d| / dw_min) when that is below desired_bl."""
+    """Shorten BL to ceil(lr max|x| max|d| / dw_min) when that is below desired_bl (needs update_management)."""
 
     def __post_init__(self) -> None:
         check_choice(self, "pulse_type", ("stochastic", "deterministic", "none"))
         check_int(self, "desired_bl", minimum=1)
+        if self.update_bl_management and not self.update_management:
+            # aihwkit (PulsedUpdateMetaParameter::initialize) silently turns update management on with
+            # BL management; honouring the flag instead shrinks the update when |x| and |d| differ.
+            raise ConfigError(
+                "UpdateConfig.update_management = False with update_bl_management = True: aihwkit always "
+                "balances the line probabilities when it shortens the pulse train, and without the balance "
+                "the shortened train cannot deliver the update; set update_management = true, or "
+                "update_bl_management = false to run without both"
+            )
 
 
 @dataclass(frozen=True)

@@ -347,7 +347,9 @@ def to_rpu_config(cfg: TileConfig, *, seed: int = 0) -> Any:
         desired_bl=int(up.desired_bl),
         fixed_bl=True,
         pulse_type=pulse,
-        update_management=bool(up.update_management),
+        # aihwkit turns update management on whenever BL management is on; UpdateConfig refuses that
+        # combination with update_management off, so the flags below mean the same on both sides.
+        update_management=bool(up.update_management or up.update_bl_management),
         update_bl_management=bool(up.update_bl_management),
         um_grad_scale=1.0,
         sto_round=False,
