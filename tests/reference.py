@@ -499,3 +499,92 @@ def ref_pool2d(x, size, stride, kind):
         return dx
 
     return y, backward
+
+
+def ref_unit_read(w, io, rng):
+    """Each weight read alone through the periphery with a unit input, element by element
+    (analogdecor.crossbar._refresh.unit_read; one standard_normal(shape) per pass, inp_noise = 0)."""
+    assert io.inp_noise == 0
+    w = np.asarray(w, np.float32)
+    if io.is_perfect:
+        return w.copy()
+    out = np.zeros(w.shape, np.float32)
+    todo = [True] * w.shape[1]  # columns (unit inputs) still to read
+    passes = io.max_bm_passes if io.bound_management == "iterative" else 1
+    for k in range(passes):
+        again = [False] * w.shape[1]
+        s = 2.0**k
+        inv_a = 1.0 / s
+        v = float(np.rint(1.0 * inv_a * (1.0 / io.inp_step)) * io.inp_step) if io.inp_step > 0 else 1.0 * inv_a
+        v32 = np.float32(min(max(v, -io.inp_bound), io.inp_bound))
+        z = rng.standard_normal(w.shape)
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                y = float(np.float32(w[i, j] * v32))
+                var = io.out_noise**2
+                if io.w_noise > 0:
+                    var = var + (io.w_noise**2) * (abs(float(w[i, j])) if io.w_noise_type == "pcm" else 1.0) * v32**2
+                sd = math.sqrt(var)
+                if sd > 0:
+                    y = y + sd * z[i, j]
+                if io.out_step > 0:
+                    y = float(np.rint(y * (1.0 / io.out_step))) * io.out_step
+                again[j] = again[j] or abs(y) >= io.out_bound
+                y = min(max(y, -io.out_bound), io.out_bound)
+                if todo[j]:
+                    out[i, j] = np.float32(y * s)
+        todo = [t and a for t, a in zip(todo, again, strict=True)]
+        if not any(todo):
+            break
+    return out
+
+
+def ref_pulsed_refresh(tile, rng):
+    """aihwkit OneSidedUnitCell::refreshWeights on a copy of ``tile``'s pair state, pair by pair: read both
+    devices (ref_unit_read), criterion, reset (reset value + reset_std xi, clipped), rewrite the read
+    difference with a pulsed update x = e_j, d = differences, lr = -1 (G+ sample then G- sample per
+    column). ``rng`` is a copy of the tile's generator. Returns (w+, w-, w, number refreshed)."""
+    dev, io, upd = tile.config.device, tile.config.forward, tile.config.update
+    p, a = tile._pair, tile.device_arrays
+    wp, wm = tile._wp.copy(), tile._wm.copy()
+    rp, rm = ref_unit_read(wp, io, rng), ref_unit_read(wm, io, rng)
+    shape = wp.shape
+    hit = np.zeros(shape, bool)
+    wmax = np.float32(dev.w_max)
+    up_t, lo_t = np.float32(dev.refresh_upper_thres), np.float32(dev.refresh_lower_thres)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            x, y = rp[i, j], rm[i, j]
+            ok = (x / wmax > up_t and y / wmax > lo_t) if x > y else (x / wmax > lo_t and y / wmax > up_t)
+            hit[i, j] = ok and a.fault[i, j] == 0
+    if not hit.any():
+        return wp, wm, wp - wm, 0
+    zp = rng.standard_normal(shape) if dev.reset_std > 0 else np.zeros(shape)
+    zm = rng.standard_normal(shape) if dev.reset_std > 0 else np.zeros(shape)
+    diff = np.zeros(shape, np.float32)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            if not hit[i, j]:
+                continue
+            diff[i, j] = rp[i, j] - rm[i, j]
+            t = float(p.reset_plus[i, j]) + dev.reset_std * zp[i, j]
+            wp[i, j] = max(min(t, float(a.b_max[i, j])), float(p.lo_plus[i, j]))
+            t = float(p.reset_minus[i, j]) + dev.reset_std * zm[i, j]
+            wm[i, j] = max(min(t, -float(a.b_min[i, j])), float(p.lo_minus[i, j]))
+    xs, ds = [], []
+    for j in range(shape[1]):
+        for sign in (1, -1):
+            col = [float(diff[i, j]) if sign * diff[i, j] > 0 else 0.0 for i in range(shape[0])]
+            if any(col):
+                e = np.zeros(shape[1], np.float32)
+                e[j] = 1
+                xs.append(e)
+                ds.append(np.asarray(col, np.float32))
+    w = (wp - wm).astype(np.float32)
+    if not xs:
+        return wp, wm, w, int(hit.sum())
+    w_read = w.copy()
+    s = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+    ref_pulsed_update(w, w_read, a, dev, upd, tile._level_step, np.stack(xs), np.stack(ds), -1.0,
+                      int(s[0]), int(s[1]), (wp, wm, p.lo_plus, p.lo_minus))  # fmt: skip
+    return wp, wm, w, int(hit.sum())

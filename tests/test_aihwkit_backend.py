@@ -7,6 +7,7 @@ installs aihwkit first, so in CI they run.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -370,14 +371,25 @@ def test_one_sided_pair_is_a_one_sided_unit_cell():
     from analogdecor.backends.aihwkit import AihwkitTile
     from analogdecor.backends.aihwkit.translate import to_rpu_config
 
-    dev = DeviceConfig(model="exp", w_min=0.0, w_max=2.0, one_sided_pair=True, refresh_upper_thres=0.7)
+    dev = DeviceConfig(model="exp", w_min=0.0, w_max=2.0, one_sided_pair=True, refresh_upper_thres=0.7,
+                       refresh_write="exact", reset=0.3)  # fmt: skip
     rpu = to_rpu_config(TileConfig(device=dev))
     cell = rpu.device
     assert type(cell).__name__ == "OneSidedUnitCell"
     assert (cell.refresh_every, cell.refresh_upper_thres, cell.refresh_lower_thres) == (1, 0.7, 0.25)
     assert cell.refresh_forward.is_perfect
     assert cell.refresh_update.pulse_type == PulseType.NONE
-    assert cell.unit_cell_devices[0].reset_std == 0.0
+    assert (cell.unit_cell_devices[0].reset, cell.unit_cell_devices[0].reset_std) == (0.0, 0.0)
+    # the pulsed refresh (aihwkit's own): the forward periphery, the update's pulse trains, the reset values
+    dev = dataclasses.replace(dev, refresh_write="pulsed", reset_dtod=0.02, reset_std=0.01)
+    cfg = TileConfig(device=dev)
+    cell = to_rpu_config(cfg).device
+    assert not cell.refresh_forward.is_perfect
+    assert cell.refresh_forward.out_noise == cfg.forward.out_noise
+    assert cell.refresh_update.pulse_type == PulseType.STOCHASTIC_COMPRESSED
+    assert cell.refresh_update.desired_bl == cfg.update.desired_bl
+    single = cell.unit_cell_devices[0]
+    assert (single.reset, single.reset_dtod, single.reset_std) == (0.3, 0.02, 0.01)
     with pytest.raises(ConfigError, match="one_sided_pair"):
         to_rpu_config(
             TileConfig(device=DeviceConfig(model="exp", w_min=0.0, one_sided_pair=True, write_noise_std=1.0))

@@ -18,7 +18,7 @@ import numpy as np
 
 from analogdecor._arrays import as_batch
 from analogdecor.config import from_dict, to_dict
-from analogdecor.crossbar import _update
+from analogdecor.crossbar import _refresh, _update
 from analogdecor.crossbar._forward import analog_read, draw_seeds
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.crossbar.mapping import conductances_to_weights, level_step, weights_to_conductances
@@ -35,6 +35,7 @@ from analogdecor.errors import ConfigError, ShapeError
 __all__ = ["Tile"]
 
 _DUMMY = np.zeros((1, 1), np.float32)  # stands in for the pair arrays of ordinary tiles
+_NEW_PAIR = ("reset_plus", "reset_minus")  # pair arrays that older state dicts lack
 _NO_MASKS = (np.zeros((1, 1), np.int32), np.zeros((1, 1, 1), np.uint64), np.zeros(1, np.int32))  # deterministic
 
 
@@ -219,6 +220,14 @@ class Tile:
         if cfg.update.pulse_type == "none" or dev.model == "ideal":
             self._float_update(x, d, lr)
             return
+        self._pulse_trains(x, d, lr)
+        if self._pair is not None:
+            self._refresh_pairs()
+
+    def _pulse_trains(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
+        """The pulsed update of ``-lr d^T x`` (validated inputs, pulse_type stochastic or deterministic)."""
+        cfg = self.config
+        dev = cfg.device
         bl, scale_x, scale_d = _update.pulse_management(
             x, d, lr, dev.weight_granularity, cfg.update.desired_bl, cfg.update.update_management,
             cfg.update.update_bl_management)  # fmt: skip
@@ -247,8 +256,6 @@ class Tile:
             np.asarray(dev.piecewise_up, np.float64), np.asarray(dev.piecewise_down, np.float64),
             float(dev.write_noise_std * dev.dw_min), float(self._level_step), self._pulses, work=work,
         )  # fmt: skip
-        if self._pair is not None:
-            self._refresh_pairs()
 
     def _float_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
@@ -320,24 +327,53 @@ class Tile:
             self._w_read = self._w.copy()
 
     def _refresh_pairs(self) -> None:
-        """Refresh saturating one-sided pairs (aihwkit ``OneSidedUnitCell`` criterion, after each update).
+        """Refresh saturating one-sided pairs (aihwkit ``OneSidedUnitCell``, after each update).
 
         A pair whose larger device exceeds ``refresh_upper_thres * w_max`` while
-        the smaller exceeds ``refresh_lower_thres * w_max`` is reset (both devices
-        to their lower bound) and its difference rewritten exactly (aihwkit
-        rewrites it with open-loop pulses; that write error is not modelled).
+        the smaller exceeds ``refresh_lower_thres * w_max`` is refreshed.
+        ``device.refresh_write = "pulsed"`` (aihwkit's way, :mod:`analogdecor.crossbar._refresh`):
+        the criterion sees both devices read through ``config.forward``, both devices
+        are reset to their noisy reset values and the read difference is rewritten with
+        the pulse trains of ``config.update`` (x = e_j, d = the differences, lr = -1),
+        column by column (G+ then G-). ``"exact"``: exact reads, both devices back to
+        their lower bounds and the difference written exactly.
         """
         dev = self.config.device
-        big = np.maximum(self._wp, self._wm) / dev.w_max
-        small = np.minimum(self._wp, self._wm) / dev.w_max
-        hit = (big > dev.refresh_upper_thres) & (small > dev.refresh_lower_thres) & self._alive
+        p = self._pair
+        assert p is not None  # only called for one-sided pairs
+        pulsed = dev.refresh_write == "pulsed"
+        if pulsed:
+            rp = _refresh.unit_read(self._wp, self.config.forward, self._rng)
+            rm = _refresh.unit_read(self._wm, self.config.forward, self._rng)
+        else:
+            rp, rm = self._wp, self._wm
+        hit = _refresh.refresh_criterion(rp, rm, dev.w_max, dev.refresh_upper_thres, dev.refresh_lower_thres)
+        hit &= self._alive
         if not hit.any():
             return
         self.refresh_count += int(hit.sum())
-        wp, wm = self._split(self._wp.astype(np.float64) - self._wm)
-        self._wp = np.where(hit, wp, self._wp).astype(np.float32)
-        self._wm = np.where(hit, wm, self._wm).astype(np.float32)
+        if not pulsed:
+            wp, wm = self._split(self._wp.astype(np.float64) - self._wm)
+            self._wp = np.where(hit, wp, self._wp).astype(np.float32)
+            self._wm = np.where(hit, wm, self._wm).astype(np.float32)
+            self._w = (self._wp - self._wm).astype(np.float32)
+            self._refresh_read(hit)
+            return
+        diff = np.where(hit, rp - rm, np.float32(0.0)).astype(np.float32)
+        self._wp = _refresh.reset_devices(self._wp, hit, p.reset_plus, dev.reset_std, p.lo_plus, self._dev.b_max,
+                                          self._rng)  # fmt: skip
+        self._wm = _refresh.reset_devices(self._wm, hit, p.reset_minus, dev.reset_std, p.lo_minus,
+                                          -self._dev.b_min, self._rng)  # fmt: skip
         self._w = (self._wp - self._wm).astype(np.float32)
+        if self.config.update.pulse_type == "none":  # rewrite of a float-update tile: exact, clipped
+            self._wp = np.clip(self._wp + np.maximum(diff, 0), p.lo_plus, self._dev.b_max).astype(np.float32)
+            wm = np.clip(self._wm + np.maximum(-diff, 0), p.lo_minus, -self._dev.b_min)
+            self._wm = wm.astype(np.float32)
+            self._w = (self._wp - self._wm).astype(np.float32)
+        else:
+            x, d = _refresh.rewrite_samples(diff)
+            if x.shape[0]:
+                self._pulse_trains(x, d, -1.0)
         self._refresh_read(hit)
 
     def _refresh_read(self, written: np.ndarray) -> None:
@@ -454,7 +490,8 @@ class Tile:
         shape = (self.out_size, self.in_size)
         missing = [k for k in ("w", "w_read", "rng_state", "w_scale") if k not in state]
         missing += [f"device.{n}" for n in DeviceArrays.names() if f"device.{n}" not in state]
-        pair_keys = ("pair.w_plus", "pair.w_minus", *[f"pair.{n}" for n in PairArrays.names()])
+        pair_names = [n for n in PairArrays.names() if n not in _NEW_PAIR]
+        pair_keys = ("pair.w_plus", "pair.w_minus", *[f"pair.{n}" for n in pair_names])
         if self._pair is not None or "pair.w_plus" in state:
             missing += [k for k in pair_keys if k not in state]
         if missing:
@@ -494,6 +531,11 @@ class Tile:
         if "pair.w_plus" in state:
             self._wp = np.array(arrays["pair.w_plus"], np.float32)
             self._wm = np.array(arrays["pair.w_minus"], np.float32)
+            for n in _NEW_PAIR:  # states saved before the pulsed refresh: mean reset value, no spread
+                arr = np.asarray(state.get(f"pair.{n}", np.full(shape, self.config.device.reset)))
+                if arr.shape != shape:
+                    raise ShapeError(f"state['pair.{n}'] has shape {arr.shape}; this tile is {shape}")
+                arrays[f"pair.{n}"] = arr
             self._pair = PairArrays(**{n: np.array(arrays[f"pair.{n}"], np.float32) for n in PairArrays.names()})
         else:
             self._pair = None

@@ -178,11 +178,14 @@ class PairArrays:
     :class:`DeviceArrays` then describe the effective weight w = w+ - w-:
     ``scale_up``/``shape_up``/``b_max`` are the G+ device's, ``scale_down``/
     ``shape_down`` the G- device's up response and ``b_min = -(G- b_max)``;
-    the lower bounds of the two devices are kept here.
+    the lower bounds of the two devices are kept here, with the values each
+    device is reset to on a pulsed refresh (reset + reset_dtod xi, drawn once).
     """
 
     lo_plus: np.ndarray
     lo_minus: np.ndarray
+    reset_plus: np.ndarray
+    reset_minus: np.ndarray
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -195,7 +198,7 @@ class PairArrays:
 def draw_pair_arrays(
     cfg: DeviceConfig, shape: tuple[int, int], rng: np.random.Generator, w_limit: float | None = None
 ) -> tuple[DeviceArrays, PairArrays, np.ndarray, np.ndarray]:
-    """Draw a crossbar of one-sided pairs: the G+ devices, then the G- devices, from ``rng``.
+    """Draw a crossbar of one-sided pairs: the G+ devices, the G- devices, then their reset values, from ``rng``.
 
     Returns the effective :class:`DeviceArrays`, the :class:`PairArrays` and the
     initial hidden weights (w+, w-) (each device at its lower bound; a stuck
@@ -203,6 +206,8 @@ def draw_pair_arrays(
     """
     plus, wp0 = draw_device_arrays(cfg, shape, rng, w_limit)
     minus, _ = draw_device_arrays(cfg, shape, rng, w_limit)
+    reset_plus = (cfg.reset + cfg.reset_dtod * rng.standard_normal(shape)).astype(np.float32)
+    reset_minus = (cfg.reset + cfg.reset_dtod * rng.standard_normal(shape)).astype(np.float32)
     eff = DeviceArrays(
         scale_up=plus.scale_up, scale_down=minus.scale_up, b_min=-minus.b_max, b_max=plus.b_max,
         shape_up=plus.shape_up, shape_down=minus.shape_up, fault=plus.fault,
@@ -211,4 +216,5 @@ def draw_pair_arrays(
     wm0 = minus.b_min.copy()
     dead = plus.fault == DEAD
     wp0[dead] = plus.b_min[dead]
-    return eff, PairArrays(lo_plus=plus.b_min, lo_minus=minus.b_min), wp0, wm0
+    pair = PairArrays(lo_plus=plus.b_min, lo_minus=minus.b_min, reset_plus=reset_plus, reset_minus=reset_minus)
+    return eff, pair, wp0, wm0

@@ -132,6 +132,17 @@ class DeviceConfig:
     and its smaller one exceeds refresh_lower_thres (both reset, the difference rewritten)."""
     refresh_lower_thres: float = 0.25
     """One-sided pair: lower threshold of the refresh criterion (fraction of w_max)."""
+    refresh_write: Literal["pulsed", "exact"] = "pulsed"
+    """One-sided pair: how a refresh works. pulsed (aihwkit's OneSidedUnitCell): both devices are read
+    through the forward periphery, a flagged pair is reset (see reset, reset_dtod, reset_std) and the read
+    difference rewritten with pulses of the tile's update settings; exact: exact read, both devices back to
+    their lower bound and the difference written exactly."""
+    reset: float = 0.0
+    """One-sided pair, pulsed refresh: mean weight a device is reset to (aihwkit reset; weight units)."""
+    reset_dtod: float = 0.0
+    """One-sided pair, pulsed refresh: device-to-device spread of the reset value (additive, drawn once)."""
+    reset_std: float = 0.0
+    """One-sided pair, pulsed refresh: cycle-to-cycle spread of each reset (additive; clipped to the bounds)."""
 
     endurance: float | None = None
     """Pulses a device takes before it wears out (order of magnitude, from the preset's
@@ -145,12 +156,13 @@ class DeviceConfig:
         for name in (
             "dw_min_dtod", "dw_min_std", "up_down_dtod", "w_min_dtod", "w_max_dtod",
             "gamma_up_dtod", "gamma_down_dtod", "pow_gamma_dtod", "pow_up_down_dtod",
-            "write_noise_std", "prog_noise_std", "dw_min_std_add", "dw_min_std_slope",
+            "write_noise_std", "prog_noise_std", "dw_min_std_add", "dw_min_std_slope", "reset_dtod", "reset_std",
         ):  # fmt: skip
             check_nonneg(self, name)
         for name in ("up_down", "w_min", "w_max", "gamma_up", "gamma_down", "a", "b", "A_up", "A_down",
-                     "pow_gamma", "pow_up_down"):  # fmt: skip
+                     "pow_gamma", "pow_up_down", "reset"):  # fmt: skip
             check_finite(self, name)
+        check_choice(self, "refresh_write", ("pulsed", "exact"))
         if self.w_min >= self.w_max:
             raise ConfigError(
                 f"DeviceConfig.w_min = {self.w_min!r} must be < DeviceConfig.w_max = {self.w_max!r}"

@@ -32,8 +32,11 @@ Correspondence (analogdecor -> aihwkit 1.2.0; semantics in
 ``IOConfig.max_bm_passes`` P           ``max_bm_factor = 2**(P-1) - 1``, ``max_bm_res``
                                        off: at most P reads, inputs halved each time
 ``device.one_sided_pair``              ``UnitCellRPUConfig`` with a ``OneSidedUnitCell`` of
-                                       the device (refresh after every update, perfect
-                                       refresh read, exact rewrite, no reset noise)
+                                       the device, refresh after every update;
+                                       ``refresh_write`` pulsed: ``refresh_forward`` the
+                                       forward periphery, ``refresh_update`` the update
+                                       settings, ``reset*`` the device's; exact: perfect
+                                       refresh read, float rewrite, reset to 0 exactly
 ``UpdateConfig.pulse_type``            stochastic: ``STOCHASTIC_COMPRESSED``,
                                        deterministic: ``DETERMINISTIC_IMPLICIT``,
                                        none: ``NONE_WITH_DEVICE``
@@ -100,6 +103,10 @@ TRANSLATED_FIELDS: dict[type, frozenset[str]] = {
             "refresh_upper_thres",
             "refresh_lower_thres",
             "endurance",  # bookkeeping (pulse-count warning), no device behaviour to translate
+            "refresh_write",
+            "reset",
+            "reset_dtod",
+            "reset_std",
         ]
     ),
     IOConfig: frozenset(
@@ -358,22 +365,25 @@ def to_rpu_config(cfg: TileConfig, *, seed: int = 0) -> Any:
     forward = io_parameters(cfg.forward, direction="forward")
     backward = io_parameters(cfg.backward, direction="backward")
     if cfg.device.one_sided_pair:
+        refresh = (forward, update) if cfg.device.refresh_write == "pulsed" else None
         return UnitCellRPUConfig(
-            device=_one_sided(cfg.device, seed), forward=forward, backward=backward, update=update
+            device=_one_sided(cfg.device, seed, refresh), forward=forward, backward=backward, update=update
         )
     return SingleRPUConfig(
         device=_device(cfg.device, seed), forward=forward, backward=backward, update=update
     )
 
 
-def _one_sided(dev: DeviceConfig, seed: int) -> Any:
+def _one_sided(dev: DeviceConfig, seed: int, refresh: tuple[Any, Any] | None) -> Any:
     """aihwkit ``OneSidedUnitCell`` for ``device.one_sided_pair`` (as analogdecor models it).
 
     Two devices of ``dev``'s family per weight (aihwkit's device 1 holds w+, device 0 holds w-);
     after every update call a pair whose larger device exceeds ``refresh_upper_thres * w_max``
-    while the smaller exceeds ``refresh_lower_thres * w_max`` is reset to zero and its difference
-    rewritten. analogdecor rewrites the difference exactly and does not model reset noise, so the
-    refresh read is perfect, the rewrite a float update (``PulseType.NONE``), and the reset exact.
+    while the smaller exceeds ``refresh_lower_thres * w_max`` is reset and its difference
+    rewritten. ``refresh`` = (forward IOParameters, UpdateParameters) for the pulsed refresh
+    (``refresh_write = "pulsed"``: the tile's own periphery and pulse trains, the device's reset
+    values); None for the exact one (perfect read, float rewrite ``PulseType.NONE``, exact reset
+    to zero).
     """
     from aihwkit.simulator.configs import OneSidedUnitCell
     from aihwkit.simulator.parameters.enums import PulseType
@@ -381,9 +391,12 @@ def _one_sided(dev: DeviceConfig, seed: int) -> Any:
     from aihwkit.simulator.parameters.training import UpdateParameters
 
     single = _device(dev, seed)
-    single.reset = 0.0
-    single.reset_dtod = 0.0
-    single.reset_std = 0.0
+    if refresh is None:
+        single.reset, single.reset_dtod, single.reset_std = 0.0, 0.0, 0.0
+        refresh = (IOParameters(is_perfect=True), UpdateParameters(pulse_type=PulseType.NONE))
+    else:
+        single.reset, single.reset_dtod = float(dev.reset), float(dev.reset_dtod)
+        single.reset_std = float(dev.reset_std)
     return OneSidedUnitCell(
         unit_cell_devices=[single],
         construction_seed=construction_seed(seed),
@@ -391,7 +404,7 @@ def _one_sided(dev: DeviceConfig, seed: int) -> Any:
         units_in_mbatch=True,
         refresh_upper_thres=float(dev.refresh_upper_thres),
         refresh_lower_thres=float(dev.refresh_lower_thres),
-        refresh_forward=IOParameters(is_perfect=True),
-        refresh_update=UpdateParameters(pulse_type=PulseType.NONE),
+        refresh_forward=refresh[0],
+        refresh_update=refresh[1],
         copy_inverted=False,
     )
