@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-ALL_CHECKS = ("forward", "update", "pulses", "response", "training", "inference")
+ALL_CHECKS = ("forward", "update", "pulses", "response", "training", "inference", "random")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Compare the numba crossbar emulator with IBM aihwkit on device presets: forward-read errors "
             "(DAC, ADC, output noise alone and together), pulsed-update statistics (per-device mean, "
             "variance, same-row covariance), pulse-count distributions, device response curves and a short "
-            "training run; and analogdecor's inference noise models (programmed conductances, drift exponents, "
+            "training run; randomised device configurations of every family (--random per family); and analogdecor's inference noise models (programmed conductances, drift exponents, "
             "drifted conductances at --inference-time, read noise) against aihwkit's. Tolerances are Bonferroni-corrected standard errors at family-wise error --alpha. "
             "Exit status 1 when any row fails."
         ),
@@ -41,13 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=400,
                    help="trials per forward condition and per update check (default 400)")  # fmt: skip
     p.add_argument("--replicas", type=int, default=64, help="devices per response curve (default 64)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds of the training check (default 3)")
+    p.add_argument("--seeds", type=int, default=6, help="seeds of the training check (default 6)")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the training check (default 3)")
     p.add_argument("--inference-devices", type=int, default=20000,
                    help="devices per conductance band and implementation in the inference check (default 20000)")  # fmt: skip
     p.add_argument("--inference-time", default="1d",
                    help="time after programming of the inference check's drifted conductances (default 1d)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of inputs and device draws (default 0)")
+    p.add_argument("--tiles", type=int, default=32,
+                   help="independent tiles per backend that each check's trials and replicas are spread over; "
+                        "standard errors come from the spread between tiles (default 32)")  # fmt: skip
+    p.add_argument("--random", type=int, default=2, metavar="N",
+                   help="random device configurations per family in the 'random' check (default 2)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of inputs, device draws and random configurations "
+                   "(default 0)")  # fmt: skip
     p.set_defaults(func=_run)
 
 
@@ -81,8 +87,12 @@ def _run(args: argparse.Namespace) -> int:
 
         presets = list(list_presets())
         extra = family_configs(presets)  # device families without a preset of their own
+    if args.tiles < 2:
+        raise ConfigError(f"--tiles = {args.tiles}: the t test over tiles needs >= 2")
+    if args.random < 0:
+        raise ConfigError(f"--random = {args.random}: must be >= 0")
     sizes = Sizes(out_size=args.size, in_size=args.size, forward_trials=args.trials, update_trials=args.trials,
-                  replicas=args.replicas)  # fmt: skip
+                  replicas=args.replicas, tiles=args.tiles)  # fmt: skip
     training = TrainingSpec(seeds=args.seeds, epochs=args.epochs)
     checks = tuple(args.check) if args.check else ALL_CHECKS
     if args.inference_devices < 2:
@@ -95,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         presets, extra = [], {}  # the inference check does not depend on the presets
     result = run_validation(
         presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed, extra=extra,
-        inference=inference,
+        inference=inference, random=args.random,
     )  # fmt: skip
     text = rows_to_json(result.rows)
     if args.out and args.out != "-":

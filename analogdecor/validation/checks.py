@@ -27,6 +27,7 @@ The checks (issue 4 of the project):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,11 +39,9 @@ from analogdecor.crossbar.config import IOConfig, TileConfig, UpdateConfig
 from analogdecor.devices.config import DeviceConfig
 from analogdecor.validation.stats import (
     chi2_homogeneity_z,
-    cov_se,
+    cluster_diff,
     float32_floor,
     mean_se,
-    paired_mean_diff,
-    var_se,
     z_scores,
 )
 
@@ -55,6 +54,7 @@ __all__ = [
     "pulse_count_checks",
     "quiet_device",
     "response_checks",
+    "response_curves",
     "update_checks",
 ]
 
@@ -77,6 +77,11 @@ class Sizes:
     """Independent devices per response curve."""
     max_pulses: int = 3000
     """Cap on the pulses per direction of a response curve."""
+    tiles: int = 32
+    """Independent tiles per backend that the trials and replicas are spread over. Draws within one
+    aihwkit tile are correlated (its CPU simulator takes Gaussians from a fixed table per tile), so
+    every statistic is computed per tile and its standard error comes from the spread between tiles
+    (t test over tiles, :func:`~analogdecor.validation.stats.cluster_diff`)."""
     target_pulses: float = 7.5
     """lr max|x| max|d| / dw_min in the update checks (sets lr); not an integer, so that the pulse-train
     length ceil(.) does not hinge on the last bit of float32 versus float64 arithmetic."""
@@ -96,6 +101,9 @@ class Comparison:
     detail: str = ""
     floor: float = 0.0
     """float32 rounding allowance added to the tolerance of a scalar comparison."""
+    df: float | None = None
+    """Degrees of freedom of a scalar comparison's t test (None: a z test); the tolerance is then
+    t*(df) se + floor, t* the t quantile of the same per-test error as z*."""
 
     @property
     def n_tests(self) -> int:
@@ -110,10 +118,39 @@ def _scalar(
     return Comparison(check, preset, float(a), float(b), z, float(abs(diff)), float(se), detail, floor)
 
 
+def _clustered(
+    check: str, preset: str, a: np.ndarray, b: np.ndarray, *, paired: bool = False, detail: str = ""
+) -> Comparison:
+    """A comparison of per-tile values ``a`` (tiles_a, ...) and ``b`` (tiles_b, ...): a t test over tiles.
+
+    A scalar statistic (one value per tile) gives an ``abs`` row with t degrees of freedom; more
+    give one z per element.
+    """
+    ma, mb = np.asarray(a, np.float64).mean(axis=0), np.asarray(b, np.float64).mean(axis=0)
+    floor = float32_floor(ma, mb)
+    diff, se, df, z = cluster_diff(a, b, floor, paired=paired)
+    if np.ndim(diff) == 0:
+        return Comparison(check, preset, float(ma), float(mb), np.atleast_1d(z), float(abs(diff)), float(se),
+                          detail, float(floor), float(df))  # fmt: skip
+    return Comparison(check, preset, float(ma.mean()), float(mb.mean()), np.ravel(z), detail=detail)
+
+
 def _pair(
     fa: TileFactory, fb: TileFactory, out_size: int, in_size: int, cfg: TileConfig, seed: int
 ) -> tuple[Any, Any]:
     return fa(out_size, in_size, cfg, seed), fb(out_size, in_size, cfg, seed)
+
+
+def _tile_seed(seed: int, r: int) -> int:
+    """Seed of the r-th replica tile of a check (independent device draws and noise)."""
+    return int(seed) * 100_003 + r
+
+
+def _split(n: int, parts: int) -> list[range]:
+    """``range(n)`` cut into ``parts`` contiguous chunks (sizes differ by at most one; none empty)."""
+    parts = max(1, min(int(parts), int(n)))
+    edges = np.linspace(0, n, parts + 1).round().astype(int)
+    return [range(int(lo), int(hi)) for lo, hi in itertools.pairwise(edges)]
 
 
 def quiet_device(dev: DeviceConfig) -> DeviceConfig:
@@ -151,20 +188,23 @@ def forward_checks(
     W = rng.uniform(0.5 * dev.w_min, 0.5 * dev.w_max, (sizes.out_size, sizes.in_size)).astype(np.float32)
     X = rng.uniform(-1.0, 1.0, (sizes.forward_trials, sizes.in_size)).astype(np.float32)
     out: list[Comparison] = []
+    chunks = _split(sizes.forward_trials, sizes.tiles)
     for name, io in forward_conditions(cfg.forward).items():
-        ta, tb = _pair(fa, fb, sizes.out_size, sizes.in_size, cfg.replace(forward=io), seed)
-        errs = []
-        for t in (ta, tb):
-            t.set_weights(W)
-            ideal = X.astype(np.float64) @ t.read_weights().astype(np.float64).T
-            errs.append(t.forward(X).astype(np.float64) - ideal)
-        ea, eb = errs
-        ma, mb = ea.mean(axis=1), eb.mean(axis=1)
-        diff, se = paired_mean_diff(ma, mb)
-        out.append(_scalar(f"forward {name}: mean error", preset, ma.mean(), mb.mean(), diff, se))
-        qa, qb = (ea**2).mean(axis=1), (eb**2).mean(axis=1)
-        diff, se = paired_mean_diff(qa, qb)
-        out.append(_scalar(f"forward {name}: mean sq. error", preset, qa.mean(), qb.mean(), diff, se))
+        stats_ab = []  # per backend: (tiles, 2) mean error and mean squared error of each tile's chunk
+        for factory in (fa, fb):
+            per_tile = []
+            for r, rows in enumerate(chunks):  # both backends read chunk r on their r-th tile: paired
+                t = factory(sizes.out_size, sizes.in_size, cfg.replace(forward=io), _tile_seed(seed, r))
+                t.set_weights(W)
+                x = X[rows.start : rows.stop]
+                e = t.forward(x).astype(np.float64) - x.astype(np.float64) @ t.read_weights().astype(np.float64).T
+                per_tile.append((e.mean(), (e**2).mean()))
+            stats_ab.append(np.array(per_tile))
+        sa, sb = stats_ab
+        detail = f"{len(chunks)} tiles, paired t"
+        out.append(_clustered(f"forward {name}: mean error", preset, sa[:, 0], sb[:, 0], paired=True, detail=detail))
+        out.append(_clustered(f"forward {name}: mean sq. error", preset, sa[:, 1], sb[:, 1], paired=True,
+                              detail=detail))  # fmt: skip
     return out
 
 
@@ -202,38 +242,35 @@ def update_checks(
     c = cfg.replace(device=quiet_device(cfg.device))
     x, d, lr = _update_inputs(c, sizes, seed)
     w0 = np.full((sizes.out_size, sizes.in_size), _start_weight(c.device), dtype=np.float32)
-    ta, tb = _pair(fa, fb, sizes.out_size, sizes.in_size, c, seed)
-    da = _weight_changes(ta, w0, x, d, lr, sizes.update_trials)
-    db = _weight_changes(tb, w0, x, d, lr, sizes.update_trials)
     g = -lr * np.outer(d, x).astype(np.float64)  # the SGD step the pulses stand for
-    out: list[Comparison] = []
-
-    ma, sa = mean_se(da)
-    mb, sb = mean_se(db)
-    z = z_scores(ma - mb, np.sqrt(sa**2 + sb**2))
-    out.append(Comparison("update: mean dW per device", preset, float(ma.mean()), float(mb.mean()), z,
-                          detail=f"{z.size} devices"))  # fmt: skip
-    va, sva = var_se(da)
-    vb, svb = var_se(db)
-    z = z_scores(va - vb, np.sqrt(sva**2 + svb**2))
-    out.append(Comparison("update: var dW per device", preset, float(va.mean()), float(vb.mean()), z,
-                          detail=f"{z.size} devices"))  # fmt: skip
-    j, k = np.triu_indices(sizes.in_size, 1)
-    if j.size:
-        ca, sca = cov_se(da[:, :, j], da[:, :, k])
-        cb, scb = cov_se(db[:, :, j], db[:, :, k])
-        z = z_scores(ca - cb, np.sqrt(sca**2 + scb**2))
-        out.append(Comparison("update: same-row cov dW", preset, float(ca.mean()), float(cb.mean()), z,
-                              detail=f"{z.size} pairs"))  # fmt: skip
     gg = float((g**2).sum())
-    pa = (da * g).sum(axis=(1, 2)) / gg
-    pb = (db * g).sum(axis=(1, 2)) / gg
-    diff, se = paired_mean_diff(pa, pb)
-    out.append(_scalar("update: projection on -lr d x^T", preset, pa.mean(), pb.mean(), diff, se))
-    qa = ((da - g) ** 2).sum(axis=(1, 2)) / gg
-    qb = ((db - g) ** 2).sum(axis=(1, 2)) / gg
-    diff, se = paired_mean_diff(qa, qb)
-    out.append(_scalar("update: sq. deviation from -lr d x^T", preset, qa.mean(), qb.mean(), diff, se))
+    j, k = np.triu_indices(sizes.in_size, 1)
+    per_backend = []
+    chunks = _split(sizes.update_trials, max(2, min(sizes.tiles, sizes.update_trials // 2)))
+    for factory in (fa, fb):
+        tiles = {"mean": [], "var": [], "cov": [], "proj": [], "dev": []}
+        for r, rows in enumerate(chunks):
+            dw = _weight_changes(factory(sizes.out_size, sizes.in_size, c, _tile_seed(seed, r)), w0, x, d, lr,
+                                 len(rows))  # fmt: skip
+            tiles["mean"].append(dw.mean(axis=0))
+            tiles["var"].append(dw.var(axis=0, ddof=1))
+            if j.size:
+                cj, ck = dw[:, :, j], dw[:, :, k]
+                tiles["cov"].append(((cj - cj.mean(0)) * (ck - ck.mean(0))).sum(axis=0) / (len(rows) - 1))
+            tiles["proj"].append(((dw * g).sum(axis=(1, 2)) / gg).mean())
+            tiles["dev"].append((((dw - g) ** 2).sum(axis=(1, 2)) / gg).mean())
+        per_backend.append({key: np.array(v) for key, v in tiles.items()})
+    a, b = per_backend
+    n_t = f"{len(chunks)} tiles"
+    out = [
+        _clustered("update: mean dW per device", preset, a["mean"], b["mean"], detail=f"{w0.size} devices, {n_t}"),
+        _clustered("update: var dW per device", preset, a["var"], b["var"], detail=f"{w0.size} devices, {n_t}"),
+    ]
+    if j.size:
+        out.append(_clustered("update: same-row cov dW", preset, a["cov"], b["cov"],
+                              detail=f"{a['cov'].shape[1] * a['cov'].shape[2]} pairs, {n_t}"))  # fmt: skip
+    out.append(_clustered("update: projection on -lr d x^T", preset, a["proj"], b["proj"], detail=n_t))
+    out.append(_clustered("update: sq. deviation from -lr d x^T", preset, a["dev"], b["dev"], detail=n_t))
     return out
 
 
@@ -293,23 +330,36 @@ def response_checks(
     dev = c.device
     n = int(min(sizes.max_pulses, math.ceil(1.2 * (dev.w_max - dev.w_min) / dev.dw_min)))
     marks = [("up", max(n // 4, 1)), ("up", max(n // 2, 1)), ("up", n), ("down", max(n // 2, 1)), ("down", n)]
+    groups = _split(sizes.replicas, max(2, min(sizes.tiles, sizes.replicas)))
+    curves = [response_curves(factory, c, marks, [len(g) for g in groups], seed)[:, :, 0] for factory in (fa, fb)]
+    comp = _clustered(f"response: w after n up, n down (n={n})", preset, curves[0], curves[1],
+                      detail=f"{len(groups)} tiles; a, b: mean w after n up pulses")  # fmt: skip
+    comp.a, comp.b = float(curves[0][:, 2].mean()), float(curves[1][:, 2].mean())
+    return [comp]
+
+
+def response_curves(
+    factory: TileFactory, cfg: TileConfig, marks: list[tuple[str, int]], replicas: list[int], seed: int
+) -> np.ndarray:
+    """Per tile, the mean and the variance over its devices of the weight at each checkpoint.
+
+    Tile r is a column of ``replicas[r]`` devices of ``cfg`` (with its one-pulse update settings),
+    driven from the start weight through ``marks`` (direction, cumulative pulses). Returns
+    (tiles, checkpoints, 2): mean and variance (ddof 1; 0 for a single device) over the tile's devices.
+    """
+    dev = cfg.device
     lr = 10.0 * dev.dw_min  # BL = 1: probability sqrt(lr / dw_min) |x| is capped at 1 for |x| = 1
-    curves = []
-    for factory in (fa, fb):
-        tile = factory(sizes.replicas, 1, c, seed)
-        tile.set_weights(np.full((sizes.replicas, 1), _start_weight(dev), dtype=np.float32))
+    out = np.zeros((len(replicas), len(marks), 2))
+    for r, m in enumerate(replicas):
+        tile = factory(m, 1, cfg, _tile_seed(seed, r))
+        tile.set_weights(np.full((m, 1), _start_weight(dev), dtype=np.float32))
         done = {"up": 0, "down": 0}
-        pts = []
-        for direction, upto in marks:
+        for q, (direction, upto) in enumerate(marks):
             k = upto - done[direction]
             if k > 0:
                 sign = -1.0 if direction == "up" else 1.0  # sign(x d lr) > 0 is a DOWN pulse
-                tile.update(np.ones((k, 1), np.float32), np.full((k, sizes.replicas), sign, np.float32), lr)
+                tile.update(np.ones((k, 1), np.float32), np.full((k, m), sign, np.float32), lr)
                 done[direction] = upto
-            pts.append(tile.read_weights()[:, 0].astype(np.float64))
-        curves.append(np.array(pts))  # (checkpoints, replicas)
-    ma, sa = mean_se(curves[0], axis=1)
-    mb, sb = mean_se(curves[1], axis=1)
-    z = z_scores(ma - mb, np.sqrt(sa**2 + sb**2), float32_floor(ma, mb))
-    return [Comparison(f"response: w after n up, n down (n={n})", preset, float(ma[2]), float(mb[2]), z,
-                       detail="a, b: mean w after n up pulses")]  # fmt: skip
+            w = tile.read_weights()[:, 0].astype(np.float64)
+            out[r, q] = w.mean(), (w.var(ddof=1) if m > 1 else 0.0)
+    return out

@@ -18,6 +18,7 @@ from analogdecor.validation.checks import (
     update_checks,
 )
 from analogdecor.validation.inference_check import InferenceSpec, inference_comparisons
+from analogdecor.validation.random_configs import random_checks, random_configs
 from analogdecor.validation.report import Row, make_rows
 from analogdecor.validation.training_check import TrainingSpec, training_checks
 
@@ -29,10 +30,11 @@ CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "pulses": pulse_count_checks,
     "response": response_checks,
 }
-"""Tile-level checks by name; ``"training"`` (the short training run) and ``"inference"`` (analogdecor's
-inference noise models against aihwkit's, once per run, not per preset) are added by :func:`run_validation`."""
+"""Tile-level checks by name; ``"training"`` (the short training run), ``"inference"`` (analogdecor's
+inference noise models against aihwkit's, once per run, not per preset) and ``"random"`` (randomised device
+configurations, :mod:`analogdecor.validation.random_configs`) are added by :func:`run_validation`."""
 
-RUN_CHECKS = ("training", "inference")
+RUN_CHECKS = ("training", "inference", "random")
 """Checks that :func:`run_validation` runs besides the tile-level :data:`CHECKS`."""
 
 
@@ -95,13 +97,14 @@ def run_validation(
     *,
     names: tuple[str, str] = ("numba", "aihwkit"),
     factories: tuple[TileFactory, TileFactory] | None = None,
-    checks: Sequence[str] = ("forward", "update", "pulses", "response", "training", "inference"),
+    checks: Sequence[str] = ("forward", "update", "pulses", "response", "training", "inference", "random"),
     sizes: Sizes | None = None,
     training: TrainingSpec | None = None,
     alpha: float = 1e-3,
     seed: int = 0,
     extra: Mapping[str, TileConfig] | None = None,
     inference: InferenceSpec | None = None,
+    random: int = 2,
 ) -> ValidationResult:
     """Compare two tile backends statistically on each preset.
 
@@ -119,6 +122,7 @@ def run_validation(
     extra : more configurations (name -> TileConfig) that get the tile checks but not the
         training check, e.g. :func:`family_configs` for device families without a preset
     inference : sizes of the "inference" check (:class:`~analogdecor.validation.inference_check.InferenceSpec`)
+    random : random device configurations per family in the "random" check (seeded by ``seed``)
 
     Returns
     -------
@@ -159,5 +163,8 @@ def run_validation(
             curves[preset] = cv
     if "inference" in checks:
         comps += inference_comparisons(inference or InferenceSpec(), seed=seed)
+    if "random" in checks and random > 0:
+        for name, cfg in random_configs(random, seed).items():
+            comps += random_checks(cfg, name, factories[0], factories[1], sizes, seed)
     rows, zc = make_rows(comps, alpha)
     return ValidationResult(rows, zc, alpha, names, comps, curves)

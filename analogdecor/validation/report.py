@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats
 
 from analogdecor.validation.checks import Comparison
 from analogdecor.validation.stats import z_critical
@@ -56,8 +57,10 @@ def make_rows(comparisons: Sequence[Comparison], alpha: float) -> tuple[list[Row
     for c in comparisons:
         z = np.asarray(c.z, dtype=np.float64)
         if c.n_tests == 1 and c.se is not None and c.diff is not None:
-            # statistic in the units of a and b: |a - b| against z* se (+ the float32 floor)
-            tol = zc * c.se + c.floor
+            # statistic in the units of a and b: |a - b| against z* se (+ the float32 floor); for a t test
+            # over tiles, the t quantile of the same per-test error
+            crit = zc if c.df is None else float(stats.t.isf(alpha / (2 * max(m, 1)), c.df))
+            tol = crit * c.se + c.floor
             stat = c.diff
             rows.append(Row(c.check, c.preset, float(stat), float(tol), bool(stat <= tol), c.a, c.b, 1, "abs",
                             c.detail))  # fmt: skip

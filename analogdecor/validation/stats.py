@@ -10,7 +10,11 @@ from hand-tuned slack:
   Var(s^2) ~ (m4 - s^4) / n (m4: fourth central moment);
 - covariances: Var(c_xy) ~ Var((x - mx)(y - my)) / n;
 - distributions of counts: Pearson's chi-square test of homogeneity, turned
-  into an equivalent two-sided z via the normal quantile of its p-value.
+  into an equivalent two-sided z via the normal quantile of its p-value;
+- statistics replicated over independent tiles (:func:`cluster_diff`): the
+  per-tile values' spread gives the standard error and a t test over tiles
+  (converted to the equivalent z), because draws within one aihwkit tile are
+  correlated (its Gaussians come from a fixed table per tile).
 
 With M elementary tests in a run and a family-wise error rate alpha, each test
 uses the Bonferroni critical value ``z* = Phi^-1(1 - alpha / (2 M))``, so a run
@@ -25,11 +29,13 @@ from scipy import stats
 __all__ = [
     "FLOAT32_FLOOR",
     "chi2_homogeneity_z",
+    "cluster_diff",
     "cov_se",
     "float32_floor",
     "mean_se",
     "paired_mean_diff",
     "paired_t_z",
+    "t_to_z",
     "var_se",
     "z_critical",
     "z_scores",
@@ -138,20 +144,67 @@ def chi2_homogeneity_z(counts_a: np.ndarray, counts_b: np.ndarray, min_expected:
     return float(stats.norm.isf(max(p, 1e-300) / 2))
 
 
-def paired_t_z(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def t_to_z(t: np.ndarray, df: np.ndarray | float) -> np.ndarray:
+    """The |z| with the same two-sided tail probability as |t| with ``df`` degrees of freedom."""
+    t = np.abs(np.asarray(t, dtype=np.float64))
+    p = 2 * stats.t.sf(t, df=np.asarray(df, dtype=np.float64))
+    return np.asarray(stats.norm.isf(np.maximum(p, 1e-300) / 2), dtype=np.float64)
+
+
+def cluster_diff(
+    a: np.ndarray, b: np.ndarray, floor: np.ndarray | float = 0.0, *, paired: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Compare per-cluster statistics of two backends over the first axis (one row per tile).
+
+    Values within one tile are not independent on aihwkit (its CPU simulator draws Gaussians from
+    a fixed table per tile), so each statistic is computed per tile and only the spread *between*
+    tiles sets the standard error. ``paired``: a_r and b_r saw the same inputs (paired t over
+    tiles); else Welch's t. Returns (diff, se, df, z) elementwise over the remaining axes, z the
+    normal quantile of the t test's two-sided p-value on max(|diff| - floor, 0).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if paired:
+        d = a - b
+        n = d.shape[0]
+        if n < 2:
+            raise ValueError("cluster_diff needs at least 2 clusters")
+        diff = d.mean(axis=0)
+        se = d.std(axis=0, ddof=1) / np.sqrt(n)
+        df = np.full(np.shape(diff), n - 1.0)
+    else:
+        na, nb = a.shape[0], b.shape[0]
+        if min(na, nb) < 2:
+            raise ValueError("cluster_diff needs at least 2 clusters per backend")
+        diff = a.mean(axis=0) - b.mean(axis=0)
+        qa, qb = a.var(axis=0, ddof=1) / na, b.var(axis=0, ddof=1) / nb
+        se = np.sqrt(qa + qb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df = np.where(se > 0, (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1)), na + nb - 2.0)
+        df = np.nan_to_num(df, nan=na + nb - 2.0)
+    excess = np.maximum(np.abs(diff) - np.asarray(floor, dtype=np.float64), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, excess / np.where(se > 0, se, 1.0), np.where(excess > 0, np.inf, 0.0))
+    return diff, se, df, t_to_z(t, df)
+
+
+def paired_t_z(a: np.ndarray, b: np.ndarray, floor: float = 0.0, se_min: float = 0.0) -> np.ndarray:
     """Paired t test of a - b over the first axis (few samples, e.g. seeds), as an equivalent |z|.
 
     The t statistic with n - 1 degrees of freedom is converted to the normal quantile of its
     two-sided p-value, so it can share the Bonferroni critical value with the z tests.
-    Columns whose differences are all (float32-)equal get 0.
+    ``floor`` is subtracted from |mean difference| (resolution of a discrete statistic) and
+    ``se_min`` bounds the standard error from below (a lattice-valued statistic can show identical
+    differences, whose zero variance says nothing). Columns whose differences are all equal and
+    within the floor get 0.
     """
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     n = d.shape[0]
     if n < 2:
         raise ValueError("paired_t_z needs at least 2 paired samples")
-    m = d.mean(axis=0)
-    se = d.std(axis=0, ddof=1) / np.sqrt(n)
+    m = np.maximum(np.abs(d.mean(axis=0)) - floor, 0.0)
+    se = np.maximum(d.std(axis=0, ddof=1) / np.sqrt(n), se_min)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(se > 0, np.abs(m) / np.where(se > 0, se, 1.0), np.where(np.abs(m) > 0, np.inf, 0.0))
+        t = np.where(se > 0, m / np.where(se > 0, se, 1.0), np.where(m > 0, np.inf, 0.0))
     p = 2 * stats.t.sf(t, df=n - 1)
     return np.asarray(stats.norm.isf(np.maximum(p, 1e-300) / 2), dtype=np.float64)
