@@ -76,16 +76,16 @@ def main() -> None:
         runs_failed += not res.passed
         print(f"run {run + 1}/{args.runs}: {'pass' if res.passed else 'FAIL'} "
               f"({sum(not r.passed for r in rows)} rows failed; {time.time() - t0:.0f} s)", flush=True)  # fmt: skip
-    what = f"power at factor {args.power}" if args.power is not None else "false alarms"
-    print(f"\n{what}: presets {', '.join(presets)}; checks {', '.join(checks)}; {args.runs} runs; "
-          f"{runs_failed} runs failed at family-wise alpha = {args.alpha}")  # fmt: skip
-    print("| family | tests | P(z>2) | P(z>3) | P(z>4) | max z | rows failed |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| (normal) | | {NOMINAL[2.0]:.2e} | {NOMINAL[3.0]:.2e} | {NOMINAL[4.0]:.2e} | | |")
-    for fam, v in sorted(zs.items()):
-        a = np.array(v)
-        tails = " | ".join(f"{(a > t).mean():.2e}" for t in (2.0, 3.0, 4.0))
-        print(f"| {fam} | {a.size} | {tails} | {a.max():.2f} | {fails[fam]} |")
+        what = f"power at factor {args.power}" if args.power is not None else "false alarms"
+        print(f"{what}: presets {', '.join(presets)}; checks {', '.join(checks)}; {run + 1} runs; "
+              f"{runs_failed} runs failed at family-wise alpha = {args.alpha}")  # fmt: skip
+        print("| family | tests | P(z>2) | P(z>3) | P(z>4) | max z | rows failed |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| (normal) | | {NOMINAL[2.0]:.2e} | {NOMINAL[3.0]:.2e} | {NOMINAL[4.0]:.2e} | | |")
+        for fam, v in sorted(zs.items()):
+            a = np.array(v)
+            tails = " | ".join(f"{(a > t).mean():.2e}" for t in (2.0, 3.0, 4.0))
+            print(f"| {fam} | {a.size} | {tails} | {a.max():.2f} | {fails[fam]} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 
         presets = list(list_presets())
         extra = family_configs(presets)  # device families without a preset of their own
+    if args.trials < 4:
+        raise ConfigError(f"--trials = {args.trials}: must be >= 4 (the update check spreads them over tiles)")
     if args.tiles < 2:
         raise ConfigError(f"--tiles = {args.tiles}: the t test over tiles needs >= 2")
     if args.random < 0:

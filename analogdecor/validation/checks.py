@@ -22,6 +22,11 @@ The checks (issue 4 of the project):
   mean and distribution (chi-square homogeneity);
 - device response: the weight of independent replica devices after n up pulses and
   then n down pulses (exactly one pulse per device per sample), at five checkpoints.
+
+Replication (issue 12): the forward, update and response checks spread their trials
+and replicas over ``Sizes.tiles`` independent tiles per backend and compare per-tile
+statistics with a t test over tiles, because aihwkit draws the Gaussians of one tile
+from a fixed table, which correlates everything measured on one tile.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 
 from analogdecor.crossbar.config import IOConfig, TileConfig, UpdateConfig
 from analogdecor.devices.config import DeviceConfig
+from analogdecor.errors import ConfigError
 from analogdecor.validation.stats import (
     chi2_homogeneity_z,
     cluster_diff,
@@ -246,6 +252,8 @@ def update_checks(
     gg = float((g**2).sum())
     j, k = np.triu_indices(sizes.in_size, 1)
     per_backend = []
+    if sizes.update_trials < 4:
+        raise ConfigError(f"Sizes.update_trials = {sizes.update_trials}: needs >= 4 (2 tiles of 2 trials)")
     chunks = _split(sizes.update_trials, max(2, min(sizes.tiles, sizes.update_trials // 2)))
     for factory in (fa, fb):
         tiles = {"mean": [], "var": [], "cov": [], "proj": [], "dev": []}
