@@ -203,12 +203,17 @@ def forward_checks(
                 t = factory(sizes.out_size, sizes.in_size, cfg.replace(forward=io), _tile_seed(seed, r))
                 t.set_weights(W)
                 x = X[rows.start : rows.stop]
-                e = t.forward(x).astype(np.float64) - x.astype(np.float64) @ t.read_weights().astype(np.float64).T
+                e = (
+                    t.forward(x).astype(np.float64)
+                    - x.astype(np.float64) @ t.read_weights().astype(np.float64).T
+                )
                 per_tile.append((e.mean(), (e**2).mean()))
             stats_ab.append(np.array(per_tile))
         sa, sb = stats_ab
         detail = f"{len(chunks)} tiles, paired t"
-        out.append(_clustered(f"forward {name}: mean error", preset, sa[:, 0], sb[:, 0], paired=True, detail=detail))
+        out.append(
+            _clustered(f"forward {name}: mean error", preset, sa[:, 0], sb[:, 0], paired=True, detail=detail)
+        )
         out.append(_clustered(f"forward {name}: mean sq. error", preset, sa[:, 1], sb[:, 1], paired=True,
                               detail=detail))  # fmt: skip
     return out
@@ -271,8 +276,12 @@ def update_checks(
     a, b = per_backend
     n_t = f"{len(chunks)} tiles"
     out = [
-        _clustered("update: mean dW per device", preset, a["mean"], b["mean"], detail=f"{w0.size} devices, {n_t}"),
-        _clustered("update: var dW per device", preset, a["var"], b["var"], detail=f"{w0.size} devices, {n_t}"),
+        _clustered(
+            "update: mean dW per device", preset, a["mean"], b["mean"], detail=f"{w0.size} devices, {n_t}"
+        ),
+        _clustered(
+            "update: var dW per device", preset, a["var"], b["var"], detail=f"{w0.size} devices, {n_t}"
+        ),
     ]
     if j.size:
         out.append(_clustered("update: same-row cov dW", preset, a["cov"], b["cov"],
@@ -339,7 +348,9 @@ def response_checks(
     n = int(min(sizes.max_pulses, math.ceil(1.2 * (dev.w_max - dev.w_min) / dev.dw_min)))
     marks = [("up", max(n // 4, 1)), ("up", max(n // 2, 1)), ("up", n), ("down", max(n // 2, 1)), ("down", n)]
     groups = _split(sizes.replicas, max(2, min(sizes.tiles, sizes.replicas)))
-    curves = [response_curves(factory, c, marks, [len(g) for g in groups], seed)[:, :, 0] for factory in (fa, fb)]
+    curves = [
+        response_curves(factory, c, marks, [len(g) for g in groups], seed)[:, :, 0] for factory in (fa, fb)
+    ]
     comp = _clustered(f"response: w after n up, n down (n={n})", preset, curves[0], curves[1],
                       detail=f"{len(groups)} tiles; a, b: mean w after n up pulses")  # fmt: skip
     comp.a, comp.b = float(curves[0][:, 2].mean()), float(curves[1][:, 2].mean())
