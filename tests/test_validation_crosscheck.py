@@ -1,8 +1,9 @@
 """Cross-validation of the numba emulator against aihwkit, as CI runs it, and the harness's power.
 
 - For one preset of each device family in CI (ConstantStep: GokmenVlasov, LinearStep: EcRam,
-  SoftBounds: ReRamSB, ExpStep: ReRamES) every tile-level statistic must lie within its
-  tolerance (Bonferroni over the run at family-wise error 1e-3, small sizes).
+  SoftBounds: ReRamSB, ExpStep: ReRamES, and the PCM pair with its pulsed refresh) every tile-level
+  statistic must lie within its tolerance (Bonferroni over the run at family-wise error 1e-6, small
+  sizes), and so must the randomised device configurations of every family.
 - A deliberately wrong emulator (every pulse 20 % too large) must fail, so a pass means something.
 """
 
@@ -40,9 +41,15 @@ class StepScaledTile:
         self.inner.set_weights(w0 + self.factor * (self.inner.hidden_weights() - w0))
 
 
-@pytest.mark.parametrize("preset", ["GokmenVlasov", "EcRam", "ReRamSB", "ReRamES"])
+CI_ALPHA = 1e-6
+"""Family-wise error of the agreement tests in CI: a correct emulator fails one with probability at most
+1e-6 (the statistics are calibrated: docs/results/validation.md), so CI does not flake; the power tests
+keep alpha = 1e-3 and still fail a 10-20 % error with certainty."""
+
+
+@pytest.mark.parametrize("preset", ["GokmenVlasov", "EcRam", "ReRamSB", "ReRamES", "PCM"])
 def test_numba_agrees_with_aihwkit(preset):
-    result = run_validation([preset], checks=TILE_CHECKS, sizes=CI_SIZES, alpha=1e-3, seed=0)
+    result = run_validation([preset], checks=TILE_CHECKS, sizes=CI_SIZES, alpha=CI_ALPHA, seed=0)
     assert {r.check.split(":")[0].split(" ")[0] for r in result.rows} >= {
         "forward",
         "update",
@@ -178,6 +185,6 @@ def test_random_configuration_rows_catch_the_old_powstep_formula():
 
 
 def test_random_configuration_rows_pass():
-    result = run_validation([], checks=("random",), sizes=CI_SIZES, alpha=1e-3, seed=0, random=1)
+    result = run_validation([], checks=("random",), sizes=CI_SIZES, alpha=CI_ALPHA, seed=0, random=1)
     assert {r.preset.split(":")[1] for r in result.rows} == {"constant", "linear", "softbounds", "exp", "pow"}
     assert result.passed, "\n" + format_table([r for r in result.rows if not r.passed], zc=result.z_critical)
