@@ -100,9 +100,9 @@ def refresh_criterion(wp: np.ndarray, wm: np.ndarray, w_max: float, upper: float
     smaller above ``lower * w_max`` (w_max: the devices' mean upper bound, the same for G+ and G-)."""
     wp = np.asarray(wp, np.float32)
     wm = np.asarray(wm, np.float32)
-    w_max = np.float32(w_max)
-    up_p, up_m = wp / w_max > np.float32(upper), wm / w_max > np.float32(upper)
-    lo_p, lo_m = wp / w_max > np.float32(lower), wm / w_max > np.float32(lower)
+    ref = np.float32(w_max)
+    up_p, up_m = wp / ref > np.float32(upper), wm / ref > np.float32(upper)
+    lo_p, lo_m = wp / ref > np.float32(lower), wm / ref > np.float32(lower)
     return np.where(wp > wm, up_p & lo_m, lo_p & up_m)
 
 

@@ -261,7 +261,7 @@ def update_checks(
         raise ConfigError(f"Sizes.update_trials = {sizes.update_trials}: needs >= 4 (2 tiles of 2 trials)")
     chunks = _split(sizes.update_trials, max(2, min(sizes.tiles, sizes.update_trials // 2)))
     for factory in (fa, fb):
-        tiles = {"mean": [], "var": [], "cov": [], "proj": [], "dev": []}
+        tiles: dict[str, list[Any]] = {"mean": [], "var": [], "cov": [], "proj": [], "dev": []}
         for r, rows in enumerate(chunks):
             dw = _weight_changes(factory(sizes.out_size, sizes.in_size, c, _tile_seed(seed, r)), w0, x, d, lr,
                                  len(rows))  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def random_device(family: str, rng: np.random.Generator) -> DeviceConfig:
     """
     u = rng.uniform
     w_max, w_min = u(0.5, 1.5), -u(0.5, 1.5)
-    common = dict(
+    common: dict[str, Any] = dict(
         model=family, dw_min=float(np.exp(u(np.log(0.004), np.log(0.03)))), dw_min_dtod=u(0.0, 0.4),
         dw_min_dtod_log_normal=bool(rng.random() < 0.3), dw_min_std=u(0.0, 0.8), up_down=u(-0.3, 0.3),
         up_down_dtod=u(0.0, 0.1), w_min=w_min, w_max=w_max, w_min_dtod=u(0.0, 0.3), w_max_dtod=u(0.0, 0.3),
