@@ -340,6 +340,56 @@ def ref_pulsed_update(w, w_read, arrays, dev, upd, level_step, x, d, lr, seed_x,
                 w_read[i, j] = wij + wn * st.normal() if wn > 0 else wij
 
 
+def ref_mixed_update(w, w_read, arrays, dev, chi, step, max_pulses, level_step, seed, pair=None, counts=None):
+    """Mixed-precision update: fire the pulses the accumulator ``chi`` holds, keep the remainder.
+
+    Device (i, j) gets n = min(|trunc(chi_ij / step)|, max_pulses) pulses of the
+    sign of chi_ij, one after the other (:func:`ref_step`), then levels and write
+    noise; chi_ij -= sign n step (in place, faulty devices included; they take
+    no pulses). Row i draws from ``RefStream(seed, i)``, devices in column order.
+    ``pair`` and ``counts`` (up, down arrays that add the fired pulses) as in :func:`ref_pulsed_update`.
+    """
+    n_out, n_in = w.shape
+    p_of = {k: np.asarray(v, np.float64) for k, v in arrays.as_dict().items()}
+    wn = dev.write_noise_std * dev.dw_min
+    for i in range(n_out):
+        st = RefStream(seed, i)
+        for j in range(n_in):
+            c = float(chi[i, j])
+            n = min(int(abs(c) / step), max_pulses)  # int() truncates toward zero
+            if n == 0:
+                continue
+            up = c > 0
+            chi[i, j] = c - n * step if up else c + n * step
+            if counts is not None:
+                counts[0 if up else 1][i, j] += n
+            if arrays.fault[i, j] != 0:
+                continue
+            p = {k: float(v[i, j]) for k, v in p_of.items()}
+            if pair is not None:
+                wp, wm, lo_p, lo_m = pair
+                if up:
+                    q = {"scale_up": p["scale_up"], "shape_up": p["shape_up"], "b_min": float(lo_p[i, j]),
+                         "b_max": p["b_max"]}  # fmt: skip
+                    target = wp
+                else:
+                    q = {"scale_up": p["scale_down"], "shape_up": p["shape_down"], "b_min": float(lo_m[i, j]),
+                         "b_max": -p["b_min"]}  # fmt: skip
+                    target = wm
+                v = float(target[i, j])
+                for _ in range(n):
+                    v = ref_step(dev.model, v, True, q, dev, st)
+                target[i, j] = ref_snap(v, level_step, q["b_min"], q["b_max"])
+                wij = float(wp[i, j]) - float(wm[i, j])
+            else:
+                wij = float(w[i, j])
+                for _ in range(n):
+                    wij = ref_step(dev.model, wij, up, p, dev, st)
+                wij = ref_snap(wij, level_step, p["b_min"], p["b_max"])
+            w[i, j] = wij
+            w_read[i, j] = wij + wn * st.normal() if wn > 0 else wij
+
+
 def ref_device_arrays(cfg, shape, rng):
     """Hidden per-device parameters from the notes' formulas, device by device (same draw order)."""
     names = ("gain", "up_down", "b_max", "b_min", "gamma_up", "gamma_down", "pow_gamma", "pow_up_down")

@@ -17,6 +17,8 @@ from analogdecor.errors import AnalogDecorError
 
 # Order = order in --help. Each name is a module of analogdecor.cli.
 SUBCOMMANDS: tuple[str, ...] = ("train", "devices", "validate", "sweep", "export", "evaluate", "cost", "bench")
+THREADED: frozenset[str] = frozenset({"train", "evaluate", "bench"})
+"""Sub-commands run with thread counts from $ANALOGDECOR_THREADS (default: the cores free at start)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        if args.command not in THREADED:
+            return int(args.func(args) or 0)
+        from analogdecor.threads import configured
+
+        with configured():
+            return int(args.func(args) or 0)
     except AnalogDecorError as exc:
         print(f"analogdecor {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,10 @@ def _register_crossbar(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of data and tile (default 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads of both numba and BLAS for the run (default: as configured)")  # fmt: skip
+    p.add_argument("--contended", action="store_true",
+                   help="repeat the timings beside a busy process (started and stopped by the benchmark)")
+    p.add_argument("--memory-size", type=int, default=4096,
+                   help="tile size for the peak memory of one update (default 4096; 0 skips it)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     p.set_defaults(func=_run_crossbar)
 
@@ -35,7 +39,8 @@ def _run_crossbar(args: argparse.Namespace) -> int:
 
     cfg = CrossbarBenchConfig(size=args.size, batch=args.batch, update_batch=args.update_batch, bl=args.bl,
                               preset=args.preset, repeats=args.repeats, update_repeats=args.update_repeats,
-                              seed=args.seed, threads=args.threads)  # fmt: skip
+                              seed=args.seed, threads=args.threads, memory_size=args.memory_size,
+                              contended=args.contended)  # fmt: skip
     res = bench_crossbar(cfg)
     print(json.dumps(res, sort_keys=True) if args.json else format_report(res))
     return 0
@@ -117,7 +122,50 @@ def _run_conv(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = (_register_crossbar, _register_backends, _register_conv)
+def _register_training(sub) -> None:
+    p = sub.add_parser("training", help="one training epoch: torch, aihwkit (as its users run it), analogdecor",
+                       description="One epoch of BP (MLP IN-HIDDEN-10, ReLU, batch 64, SGD) on MNIST (digits "
+                                   "when absent), interleaved in one process: torch float, aihwkit AnalogLinear "
+                                   "+ AnalogSGD with the matching preset, analogdecor float, numba per_sample "
+                                   "and numba mixed.")  # fmt: skip
+    p.add_argument("--preset", default="ReRamES", help="device preset (and aihwkit <NAME>Preset; default ReRamES)")
+    p.add_argument("--dataset", default="mnist", help="data set (default mnist; falls back to digits)")
+    p.add_argument("--data-dir", default=None, help="directory of the data set's files ($ANALOGDECOR_DATA/<name>)")
+    p.add_argument("--n-train", type=int, default=6400, help="images per epoch (default 6400)")
+    p.add_argument("--hidden", type=int, default=256, help="hidden width (default 256)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+    p.add_argument("--rounds", type=int, default=3, help="timed epochs per system, interleaved (default 3)")
+    p.add_argument("--system", action="append", metavar="NAME",
+                   help="time only these systems (repeatable): torch_float, aihwkit, analogdecor_float, "
+                        "numba_per_sample, numba_mixed")  # fmt: skip
+    p.add_argument("--loaded", action="store_true",
+                   help="repeat the rounds beside cpu_count - 1 busy processes; report each path's slow-down")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=_run_training)
+
+
+def _run_training(args: argparse.Namespace) -> int:
+    import sys
+
+    from analogdecor.training.bench import (
+        SYSTEMS,
+        TrainingBenchConfig,
+        bench_training,
+        format_training_report,
+    )
+
+    cfg = TrainingBenchConfig(dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train,
+                              hidden=args.hidden, batch=args.batch, lr=args.lr, preset=args.preset,
+                              rounds=args.rounds, seed=args.seed, loaded=args.loaded,
+                              systems=tuple(args.system) if args.system else SYSTEMS)  # fmt: skip
+    res = bench_training(cfg, log=lambda msg: print(msg, file=sys.stderr))
+    print(json.dumps(res, sort_keys=True) if args.json else format_training_report(res))
+    return 0
+
+
+BENCHMARKS = (_register_crossbar, _register_backends, _register_conv, _register_training)
 """Sub-command registration functions, in --help order."""
 
 

@@ -193,6 +193,20 @@ class ArrayTile:
                 x[:, p.col_offset : p.col_offset + p.cols], d[:, p.row_offset : p.row_offset + p.rows], lr
             )
 
+    def apply_accumulator(self, chi: np.ndarray) -> None:
+        """Fire the pulses the accumulator ``chi`` (out_size, in_size) float64 holds, array by array
+        (see :meth:`Tile.apply_accumulator`); ``chi`` keeps the remainder."""
+        if not isinstance(chi, np.ndarray) or chi.dtype.kind != "f":
+            raise TypeError("chi must be a floating-point NumPy array")
+        if chi.shape != (self.out_size, self.in_size):
+            raise ShapeError(f"chi has shape {chi.shape}; expected (out_size, in_size) = "
+                             f"({self.out_size}, {self.in_size})")  # fmt: skip
+        for p, t in self.arrays():
+            rows, cols = slice(p.row_offset, p.row_offset + p.rows), slice(p.col_offset, p.col_offset + p.cols)
+            block = np.ascontiguousarray(chi[rows, cols], np.float64)
+            t.apply_accumulator(block)
+            chi[rows, cols] = block
+
     # ------------------------------------------------------------------ writes
     def _check_matrix(self, name: str, weights) -> np.ndarray:
         w = np.asarray(weights)

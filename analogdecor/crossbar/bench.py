@@ -10,6 +10,7 @@ cleanest figure; with several, threads waiting for work add to both sides).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -41,6 +42,90 @@ class CrossbarBenchConfig:
     """Seed of the data and the tile."""
     threads: int | None = None
     """Threads of both numba and BLAS during the run (None: as configured, numba's default is all CPUs)."""
+    memory_size: int = 4096
+    """Tile is memory_size x memory_size for the peak memory of one update (0: skip that part)."""
+    contended: bool = False
+    """Repeat the timings beside ``busy`` CPU-bound processes (started and stopped by the benchmark)."""
+    busy: int = 1
+    """Busy processes of ``contended``."""
+
+
+FAMILY_DEVICES: dict[str, dict] = {
+    "ideal": {"model": "ideal"},
+    "constant": {"model": "constant"},
+    "linear": {"model": "linear"},
+    "softbounds": {"model": "softbounds"},
+    "exp": {"model": "exp"},
+    "pow": {"model": "pow"},
+    "exp one-sided pair": {"model": "exp", "one_sided_pair": True, "w_min": 0.0},
+}
+"""One DeviceConfig (overrides of the defaults) per device family, for :func:`bytes_per_device`."""
+
+
+def tile_nbytes(tile) -> int:
+    """Bytes of a tile's per-device state: weights, apparent weights, device parameters, pair state.
+
+    Counts every NumPy array held by the tile and its device/pair records, not
+    the update's scratch buffers (they scale with the batch, not the tile).
+    """
+    from analogdecor.crossbar._update import MaskBuffers
+
+    total = 0
+    for value in vars(tile).values():
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type | MaskBuffers):
+            total += sum(a.nbytes for a in vars(value).values() if isinstance(a, np.ndarray))
+    return total
+
+
+def bytes_per_device() -> dict[str, float]:
+    """Bytes of tile state per device (weight) for each device family (64 x 64 tiles).
+
+    ``mixed`` training adds the digital accumulator chi: 8 bytes (float64) per device.
+    """
+    from analogdecor.crossbar.config import TileConfig
+    from analogdecor.crossbar.tile import Tile
+    from analogdecor.devices import DeviceConfig
+
+    out = {}
+    for family, fields in FAMILY_DEVICES.items():
+        tile = Tile(64, 64, TileConfig(device=DeviceConfig(**fields)), seed=0)
+        out[family] = tile_nbytes(tile) / (64 * 64)
+    return out
+
+
+def update_peak_memory(size: int, preset: str, batch: int, seed: int = 0) -> dict[str, float]:
+    """Peak memory (bytes) of one update of a ``size`` x ``size`` tile, beyond the tile itself.
+
+    Measured with :mod:`tracemalloc` (NumPy's allocations, including the update's
+    scratch buffers and temporaries; the few per-row arrays numba allocates inside
+    the kernels are not traced): the pulsed update of ``batch`` samples, and the
+    mixed-precision update (the float64 accumulator, its GEMM and the kernel).
+    Also returns the tile's own state in bytes.
+    """
+    import tracemalloc
+
+    from analogdecor.crossbar.tile import Tile
+    from analogdecor.devices.registry import load_preset
+    from analogdecor.learning.update import AnalogUpdater
+
+    rng = np.random.default_rng(seed)
+    tile = Tile(size, size, load_preset(preset), seed=seed)
+    x = np.maximum(rng.standard_normal((batch, size), np.float32), 0)
+    d = (0.01 * rng.standard_normal((batch, size))).astype(np.float32)
+    out = {"tile_bytes": float(tile_nbytes(tile))}
+    tracemalloc.start()
+    try:
+        for name, step in (("pulsed", lambda: tile.update(x, d, 0.01)),
+                           ("mixed", lambda: AnalogUpdater("mixed").apply("W", tile, x, d, 1.0, 0.01))):  # fmt: skip
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            step()
+            out[f"{name}_update_peak_bytes"] = float(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+    return out
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -58,11 +143,41 @@ def bench_crossbar(cfg: CrossbarBenchConfig | None = None) -> dict:
     divided by the median time of ``x @ W.T`` in float32 NumPy) and
     ``pulsed_updates_per_s`` (stochastic pulsed updates of ``update_batch``
     samples with BL = ``bl`` per second; ``update_samples_per_s`` counts
-    samples).
+    samples), ``bytes_per_device`` (per device family) and, unless
+    ``memory_size`` is 0, the peak memory of one update of a ``memory_size``
+    square tile (``pulsed_update_peak_bytes``, ``mixed_update_peak_bytes``).
+
+    With ``contended``, the timings are repeated beside ``busy`` CPU-bound
+    processes (default one), twice: with the thread counts of the quiet run
+    (``contended_fixed_*``: what a process that sized its pools on a quiet machine
+    gets) and with counts chosen again from the cores then free
+    (``contended_*``: ``threads`` as given, else :func:`analogdecor.threads.configure`'s
+    ``auto``).
     """
-    import numba
+    from analogdecor.threads import busy_processes, configured
 
     cfg = cfg or CrossbarBenchConfig()
+    res = _bench_threads(cfg)
+    if cfg.contended:
+        with busy_processes(cfg.busy):
+            fixed = _bench_threads(dataclasses.replace(cfg, threads=res["numba_threads"]))
+            with configured(cfg.threads if cfg.threads is not None else "auto"):
+                cont = _bench(cfg)
+        for prefix, r in (("contended_fixed_", fixed), ("contended_", cont)):
+            for key in ("forward_vs_matmul_ratio", "forward_vs_matmul_cpu_ratio", "forward_ms", "matmul_ms",
+                        "pulsed_update_ms", "numba_threads", "blas_threads", "load_average_1min"):  # fmt: skip
+                res[prefix + key] = r[key]
+            res[prefix + "forward_slowdown"] = r["forward_ms"] / res["forward_ms"]
+        res["busy_processes"] = cfg.busy
+    res["bytes_per_device"] = bytes_per_device()
+    res.update(_memory(cfg))
+    return res
+
+
+def _bench_threads(cfg: CrossbarBenchConfig) -> dict:
+    """:func:`_bench` with ``cfg.threads`` numba and BLAS threads (None: as configured)."""
+    import numba
+
     if cfg.threads is None:
         return _bench(cfg)
     from threadpoolctl import threadpool_limits
@@ -150,7 +265,18 @@ def _bench(cfg: CrossbarBenchConfig) -> dict:
         "machine": platform.machine(),
         "numpy": np.__version__,
         "numba": numba.__version__,
+        "bytes_per_device": bytes_per_device(),
+        **_memory(cfg),
     }
+
+
+def _memory(cfg: CrossbarBenchConfig) -> dict:
+    if cfg.memory_size <= 0:
+        return {}
+    m = update_peak_memory(cfg.memory_size, cfg.preset, cfg.update_batch, cfg.seed)
+    return {"memory_size": cfg.memory_size, "memory_tile_bytes": m["tile_bytes"],
+            "pulsed_update_peak_bytes": m["pulsed_update_peak_bytes"],
+            "mixed_update_peak_bytes": m["mixed_update_peak_bytes"]}  # fmt: skip
 
 
 def format_report(res: dict) -> str:
@@ -169,7 +295,32 @@ def format_report(res: dict) -> str:
         f"~{res['expected_pulses_per_update']:.3g} pulses each)",
         f"  float32 outer-product update (same batch): {res['float_update_ms']:.3f} ms "
         f"-> pulsed/float {res['pulsed_vs_float_update_ratio']:.1f}x",
+        "  tile state per device: " + ", ".join(f"{k} {v:.0f} B" for k, v in res["bytes_per_device"].items())
+        + " (mixed training adds 8 B: the float64 accumulator)",
+        *_memory_lines(res),
+        *_contended_lines(res),
     ])  # fmt: skip
+
+
+def _contended_lines(res: dict) -> list[str]:
+    if "contended_forward_ms" not in res:
+        return []
+    out = [f"  beside {res['busy_processes']} busy process(es):"]
+    for prefix, what in (("contended_fixed_", "threads of the quiet run"), ("contended_", "threads from free cores")):
+        out.append(f"    {what} (numba {res[prefix + 'numba_threads']}, BLAS {res[prefix + 'blas_threads']}; load "
+                   f"{res[prefix + 'load_average_1min']:.2f}): forward {res[prefix + 'forward_ms']:.3f} ms "
+                   f"({res[prefix + 'forward_slowdown']:.2f}x quiet), matmul {res[prefix + 'matmul_ms']:.3f} ms "
+                   f"-> ratio {res[prefix + 'forward_vs_matmul_ratio']:.2f} (target <= 2.5)")  # fmt: skip
+    return out
+
+
+def _memory_lines(res: dict) -> list[str]:
+    if "memory_size" not in res:
+        return []
+    n, mib = res["memory_size"], 2.0**20
+    return [f"  {n}x{n} tile ({res['preset']}): state {res['memory_tile_bytes'] / mib:.0f} MiB; peak beyond it "
+            f"during one pulsed update (batch {res['update_batch']}) {res['pulsed_update_peak_bytes'] / mib:.1f} MiB, "
+            f"one mixed update {res['mixed_update_peak_bytes'] / mib:.1f} MiB"]  # fmt: skip
 
 
 def _blas_threads() -> int | None:

@@ -257,11 +257,74 @@ class Tile:
             float(dev.write_noise_std * dev.dw_min), float(self._level_step), self._pulses, work=work,
         )  # fmt: skip
 
+    def apply_accumulator(self, chi: np.ndarray) -> None:
+        """Fire the pulses a digital accumulator holds (mixed-precision training), keeping the rest in ``chi``.
+
+        Parameters
+        ----------
+        chi
+            (out_size, in_size) float array of desired weight changes (float64
+            keeps the remainders exactly), updated in place.
+
+        Notes
+        -----
+        With g = ``device.weight_granularity`` (the weight change one pulse is
+        taken to give), device (i, j) gets n = |trunc(chi_ij / g)| pulses, at most
+        ``update.desired_bl`` per call, of the sign of chi_ij, applied pulse by
+        pulse with the device's own step, cycle noise and bounds; then its weight
+        is snapped to the conductance levels and its apparent weight gets fresh
+        write noise, as after a pulsed update. ``chi_ij`` keeps the remainder
+        ``chi_ij - sign(chi_ij) n g`` (Nandakumar et al., Front. Neurosci. 14:406,
+        2020). Only devices with |chi_ij| >= g are visited. With
+        ``update.pulse_type = "none"`` or an ``ideal`` device the weights move by
+        exactly ``n g`` (float32, clipped to the bounds). Results do not depend on
+        the thread count. The fired pulses add to :meth:`pulse_counts` (not on
+        ideal or pulse-free tiles, which fire none).
+        """
+        if not isinstance(chi, np.ndarray) or chi.dtype.kind != "f":
+            raise TypeError("chi must be a floating-point NumPy array (float64 keeps the remainders exactly)")
+        if chi.shape != (self.out_size, self.in_size):
+            raise ShapeError(f"chi has shape {chi.shape}; expected (out_size, in_size) = "
+                             f"({self.out_size}, {self.in_size})")  # fmt: skip
+        cfg = self.config
+        dev = cfg.device
+        g = float(dev.weight_granularity)
+        if cfg.update.pulse_type == "none" or dev.model == "ideal":
+            n = np.clip(np.trunc(chi / g), -cfg.update.desired_bl, cfg.update.desired_bl)
+            chi -= n * g
+            self._float_step((-(n * g)).astype(np.float32))
+            return
+        a = self._dev
+        if self._pair is not None:
+            pair_args = (self._wp, self._wm, self._pair.lo_plus, self._pair.lo_minus)
+        else:
+            pair_args = (_DUMMY, _DUMMY, _DUMMY, _DUMMY)
+        seed = draw_seeds(self._rng)[0]
+        # the kernel takes C-contiguous float64; anything else (a torch state cast to float32) via a copy
+        work = chi if chi.dtype == np.float64 and chi.flags.c_contiguous else np.ascontiguousarray(chi, np.float64)
+        _update.mixed_rows(
+            MODEL_CODES[dev.model], self._pair is not None, self._any_fault,
+            self._w, self._w_read, *pair_args, work, g, int(cfg.update.desired_bl), seed,
+            a.scale_up, a.scale_down, a.shape_up, a.shape_down, a.b_min, a.b_max, a.fault,
+            float(dev.dw_min_std), bool(dev.mult_noise), float(dev.a), float(dev.b), float(dev.gamma_up),
+            float(dev.gamma_down), float(dev.A_up), float(dev.A_down), float(dev.dw_min_std_add),
+            float(dev.dw_min_std_slope), float(dev.write_noise_std * dev.dw_min), float(self._level_step),
+            self._pulses,
+        )  # fmt: skip
+        if work is not chi:
+            chi[...] = work
+        if self._pair is not None:
+            self._refresh_pairs()
+
     def _float_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
             step = np.float32(lr) * (d.T @ x)
         if not np.isfinite(step).all():  # overflow of float32 (huge lr or inputs)
             raise ValueError("update produced non-finite weights (float32 overflow); reduce lr or the inputs")
+        self._float_step(step)
+
+    def _float_step(self, step: np.ndarray) -> None:
+        """W <- W - step exactly (float32), clipped to the bounds; written devices get write noise."""
         old = self._w
         if self._pair is None:
             self._commit(self._w - step, noisy=True)

@@ -13,10 +13,13 @@ Analogue tiles can take a batch's update in three ways (``AnalogUpdater.mode``):
 ``mixed``
     Mixed-precision training (Nandakumar et al., Front. Neurosci. 14:406, 2020):
     a digital accumulator chi (one float per device) collects -lr G / alpha; whenever
-    |chi_ij| reaches the device's step dw_min, that many pulses are fired into the
-    device (row by row, as outer products with a one-hot error) and subtracted
-    from chi. Zero-mean noise in the updates (node perturbation's, above all)
-    cancels in chi instead of being turned into drift by asymmetric devices.
+    |chi_ij| reaches the weight granularity g of the device (the change of one
+    pulse), trunc(chi_ij / g) pulses are fired into the device, one by one with its
+    own step, noise and bounds (:meth:`Tile.apply_accumulator
+    <analogdecor.crossbar.Tile.apply_accumulator>`; aihwkit tiles take the counts as
+    one-hot outer products through their pulsed update), and chi keeps the rest.
+    Zero-mean noise in the updates (node perturbation's, above all) cancels in
+    chi instead of being turned into drift by asymmetric devices.
 
 In all three, the layer's effective weights alpha W change by -lr G in
 expectation, so a learning rate means the same step on every backend.
@@ -113,6 +116,10 @@ class AnalogUpdater:
         if chi is None:
             chi = self.chi[key] = np.zeros((tile.out_size, tile.in_size), dtype=np.float64)
         chi -= (lr / (B * alpha)) * (delta.T.astype(np.float64) @ z.astype(np.float64))
+        if hasattr(tile, "apply_accumulator"):  # emulated crossbar: exact pulse counts, one kernel pass
+            tile.apply_accumulator(chi)
+            return
+        # tiles without it (aihwkit): the counts as one-hot outer products through the pulsed update
         step = float(tile.config.device.dw_min)
         n = np.trunc(chi / step)
         rows = np.flatnonzero(np.any(n != 0, axis=1))
