@@ -414,8 +414,8 @@ def _make_mixed_rows(model, pair, faults):
 
     def _mixed_rows(w, w_read, w_plus, w_minus, lo_plus, lo_minus, chi, step, max_pulses, seed, scale_up,
                     scale_down, slope_up, slope_down, b_min, b_max, fault, std, mult_noise, es_a, es_b, es_gamma_up,
-                    es_gamma_down, es_A_up, es_A_down, std_add, std_slope, write_noise, level_step,
-                    counts):  # fmt: skip
+                    es_gamma_down, es_A_up, es_A_down, std_add, std_slope, pw_up, pw_down, write_noise,
+                    level_step, counts):  # fmt: skip
         """Fire the pulses the digital accumulator ``chi`` (out, in) float64 holds, row by row.
 
         Device (i, j) gets n = min(|trunc(chi_ij / step)|, max_pulses) pulses, up
@@ -453,7 +453,7 @@ def _make_mixed_rows(model, pair, faults):
                         wt = np.float64(w_minus[i, j])
                     wt, st = _apply_pulses(wt, cnt, True, model, su, su, sl, sl, lo, hi, std, mult_noise, es_a, es_b,
                                            es_gamma_up, es_gamma_down, es_A_up, es_A_down, std_add, std_slope,
-                                           st)  # fmt: skip
+                                           pw_up, pw_down, st)  # fmt: skip
                     wt = snap_to_levels(wt, level_step, lo, hi)
                     if up:
                         w_plus[i, j] = wt
@@ -468,7 +468,7 @@ def _make_mixed_rows(model, pair, faults):
                         su, sl = np.float64(scale_down[i, j]), np.float64(slope_down[i, j])
                     wij, st = _apply_pulses(np.float64(w[i, j]), cnt, up, model, su, su, sl, sl, lo, hi, std,
                                             mult_noise, es_a, es_b, es_gamma_up, es_gamma_down, es_A_up, es_A_down,
-                                            std_add, std_slope, st)  # fmt: skip
+                                            std_add, std_slope, pw_up, pw_down, st)  # fmt: skip
                     wij = snap_to_levels(wij, level_step, lo, hi)
                 w[i, j] = wij
                 if write_noise > 0.0:

@@ -308,8 +308,9 @@ class Tile:
             a.scale_up, a.scale_down, a.shape_up, a.shape_down, a.b_min, a.b_max, a.fault,
             float(dev.dw_min_std), bool(dev.mult_noise), float(dev.a), float(dev.b), float(dev.gamma_up),
             float(dev.gamma_down), float(dev.A_up), float(dev.A_down), float(dev.dw_min_std_add),
-            float(dev.dw_min_std_slope), float(dev.write_noise_std * dev.dw_min), float(self._level_step),
-            self._pulses,
+            float(dev.dw_min_std_slope), np.asarray(dev.piecewise_up, np.float64),
+            np.asarray(dev.piecewise_down, np.float64), float(dev.write_noise_std * dev.dw_min),
+            float(self._level_step), self._pulses,
         )  # fmt: skip
         if work is not chi:
             chi[...] = work
