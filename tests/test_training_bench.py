@@ -63,3 +63,12 @@ def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainingBenchConfig(**{field: value})
     assert "numba_mixed" in SYSTEMS
+
+
+def test_torch_modules_on_analogdecor_run_beside_aihwkits():
+    pytest.importorskip("torch")
+    cfg = TrainingBenchConfig(dataset="digits", n_train=256, hidden=16, batch=32, rounds=1, warmup_batches=1,
+                              systems=("analogdecor_torch", "numba_mixed"))  # fmt: skip
+    res = bench_training(cfg)
+    assert res["analogdecor_torch_s_per_epoch"] > 0
+    assert "analogdecor_torch" in format_training_report(res)

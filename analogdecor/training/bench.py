@@ -8,6 +8,9 @@ cross-entropy, backprop) on the same images in the same order with
 * ``aihwkit``: ``AnalogSequential`` of ``AnalogLinear`` layers with aihwkit's own
   preset of the same name (``ReRamESPreset`` for ReRamES) and ``AnalogSGD``, as
   aihwkit's tutorials train (skipped with a note when aihwkit is absent);
+* ``analogdecor_torch``: the same torch model on analogdecor's torch modules
+  (:func:`analogdecor.torch.convert_to_analog` with the preset, ``analogdecor.torch.AnalogSGD``
+  with the ``mixed`` update), side by side with aihwkit's modules;
 * ``analogdecor_float``, ``numba_per_sample``, ``numba_mixed``: analogdecor's
   training step (:func:`~analogdecor.learning.compute_signals`,
   :func:`~analogdecor.learning.apply_updates`) on the float backend and on
@@ -41,7 +44,8 @@ from analogdecor.threads import busy_processes, configured
 
 __all__ = ["SYSTEMS", "TrainingBenchConfig", "bench_training", "format_training_report"]
 
-SYSTEMS: tuple[str, ...] = ("torch_float", "aihwkit", "analogdecor_float", "numba_per_sample", "numba_mixed")
+SYSTEMS: tuple[str, ...] = ("torch_float", "aihwkit", "analogdecor_torch", "analogdecor_float", "numba_per_sample",
+                            "numba_mixed")
 """The systems timed, in the order of each round."""
 
 
@@ -139,7 +143,7 @@ class _Runner:
 
 
 class _Torch(_Runner):
-    def __init__(self, data: _Data, cfg: TrainingBenchConfig, analog: bool) -> None:
+    def __init__(self, data: _Data, cfg: TrainingBenchConfig, analog: bool | str) -> None:
         super().__init__(data, cfg)
         import torch
         from torch import nn
@@ -148,7 +152,16 @@ class _Torch(_Runner):
         n_in = data.x.shape[1]
         self.x, self.y = torch.from_numpy(data.x), torch.from_numpy(data.y)
         self.loss = nn.CrossEntropyLoss()
-        if analog:
+        self.model: Any
+        self.opt: Any
+        if analog == "analogdecor":  # the same torch model on analogdecor.torch's modules (mixed update)
+            from analogdecor.torch import AnalogSGD as AnalogdecorSGD
+            from analogdecor.torch import convert_to_analog
+
+            model = nn.Sequential(nn.Linear(n_in, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, data.n_classes))
+            self.model = convert_to_analog(model, cfg.preset, seed=cfg.seed)
+            self.opt = AnalogdecorSGD(self.model.parameters(), lr=cfg.lr, analog_update="mixed")
+        elif analog:
             from aihwkit.nn import AnalogLinear, AnalogSequential
             from aihwkit.optim import AnalogSGD
             from aihwkit.simulator import presets
@@ -212,6 +225,8 @@ def _make(name: str, data: _Data, cfg: TrainingBenchConfig) -> _Runner:
         return _Torch(data, cfg, analog=False)
     if name == "aihwkit":
         return _Torch(data, cfg, analog=True)
+    if name == "analogdecor_torch":
+        return _Torch(data, cfg, analog="analogdecor")
     if name == "analogdecor_float":
         return _Analogdecor(data, cfg, "float", "mixed")
     return _Analogdecor(data, cfg, "numba", name.removeprefix("numba_"))
@@ -263,7 +278,7 @@ def bench_training(cfg: TrainingBenchConfig | None = None, *, log: Callable[[str
     data = _load(cfg)
     notes = [data.note] if data.note else []
     systems = list(cfg.systems)
-    for name, module in (("torch_float", "torch"), ("aihwkit", "aihwkit")):
+    for name, module in (("torch_float", "torch"), ("aihwkit", "aihwkit"), ("analogdecor_torch", "torch")):
         missing = _missing(module) if name in systems else None
         if missing:
             notes.append(missing)
