@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from analogdecor.errors import ShapeError
+from analogdecor.errors import NonFiniteError, ShapeError
 
 
 def as_batch(name: str, arr: Any, width: int, width_name: str, *, vector_ok: bool = False,
@@ -25,7 +25,7 @@ def as_batch(name: str, arr: Any, width: int, width_name: str, *, vector_ok: boo
         Take a 1-D array of ``width`` entries as a batch of one.
     finite : bool
         Reject NaN and inf (after the float32 cast, so float32 overflow counts) with a
-        ValueError saying how many entries are bad. Digital layers pass False, so that a
+        :class:`~analogdecor.errors.NonFiniteError` (a ValueError) saying how many entries are bad. Digital layers pass False, so that a
         diverging float run is detected by its loss rather than stopped here.
     """
     a = np.asarray(arr)
@@ -41,7 +41,7 @@ def as_batch(name: str, arr: Any, width: int, width_name: str, *, vector_ok: boo
         a = np.ascontiguousarray(a, dtype=np.float32)
     if finite and not np.isfinite(a).all():
         bad = int(np.size(a) - np.isfinite(a).sum())
-        raise ValueError(
+        raise NonFiniteError(
             f"{name} contains {bad} non-finite value(s) (NaN or inf, possibly after float32 cast)"
         )
     return a

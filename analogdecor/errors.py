@@ -25,3 +25,15 @@ class BackendUnavailableError(AnalogDecorError, ImportError):
 
 class ExportFormatError(AnalogDecorError, ValueError):
     """An exported file is truncated, corrupted or of an unknown format."""
+
+
+class NonFiniteError(AnalogDecorError, ValueError):
+    """An array holds NaN or inf where a tile needs finite numbers (a diverging run, float32 overflow)."""
+
+
+class LockedError(AnalogDecorError, RuntimeError):
+    """A run or sweep directory is held by another process; the message names the holder."""
+
+
+class OutputError(AnalogDecorError, OSError):
+    """An output file or directory cannot be written (read-only, full disk, a file in the way)."""

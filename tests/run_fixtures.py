@@ -35,5 +35,5 @@ def write_ridge_run(path: Path, *, decorrelation_tiles: bool) -> Path:
     layer.bias = A[64].astype(np.float32)
     write_config(path, cfg, tile_cfg)
     save_model(path, net, {})
-    (path / "run.json").write_text(json.dumps({"seed": 1, "version": "test"}))
+    (path / "run.json").write_text(json.dumps({"seed": 1, "version": "test", "status": "finished"}))
     return path

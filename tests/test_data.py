@@ -49,6 +49,8 @@ def _make_idx_dir(root: Path, *, gz: bool, n_train=30, n_test=12, shape=(5, 4), 
     for split, n in (("train", n_train), ("t10k", n_test)):
         images = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
         labels = rng.integers(0, n_classes, size=n, dtype=np.uint8)
+        if split == "train":  # every class occurs in the training labels (else K cannot be inferred)
+            labels[:n_classes] = np.arange(n_classes)
         _write(root / f"{split}-images-idx3-ubyte{ext}", _idx_bytes(images, 0x08))
         _write(root / f"{split}-labels-idx1-ubyte{ext}", _idx_bytes(labels, 0x08))
         arrays[split] = (images, labels)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+from typing import Any
 
 from analogdecor import __version__
 from analogdecor.errors import AnalogDecorError
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _sigterm_as_interrupt()
     try:
         if args.command not in THREADED:
             return int(args.func(args) or 0)
@@ -55,9 +59,30 @@ def main(argv: list[str] | None = None) -> int:
     except AnalogDecorError as exc:
         print(f"analogdecor {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the environment (a path, the disk, the network), not a bug: no traceback
+        print(f"analogdecor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"analogdecor {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM (kill, a batch system's time limit) like Ctrl-C for the command's duration.
+
+    Training then marks its run ``interrupted`` (resumable) and a sweep writes its table, as
+    on Ctrl-C, instead of dying mid-way. Returns the previous handler (None off the main thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

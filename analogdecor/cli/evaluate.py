@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/evaluate)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--force", action="store_true",
+                   help="evaluate a run that is not finished (diverged, interrupted, still running), with a "
+                   "warning; refused otherwise")  # fmt: skip
     p.set_defaults(func=_run)
 
 
@@ -96,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         ),
     )
     progress = None if args.quiet else print
-    result, paths = evaluate_run(args.run_dir, cfg, out_dir=args.out, progress=progress)
+    result, paths = evaluate_run(args.run_dir, cfg, out_dir=args.out, progress=progress, force=args.force)
     desc = result.model_description
     print(
         f"as trained: {result.baseline_accuracy:.4f}   model: {desc.get('model')}"

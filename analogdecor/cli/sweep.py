@@ -29,7 +29,11 @@ def register(subparsers: Any) -> None:
     g.add_argument("--workers", type=int, help="worker processes of the local cluster (default: all cores)")
     g.add_argument("--scheduler", metavar="ADDRESS",
                    help="use an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (workers need analogdecor "
-                        "installed and OUT on a shared file system)")  # fmt: skip
+                        "installed and OUT on a shared file system). It must be trusted: Dask exchanges "
+                        "pickles, which can run code")  # fmt: skip
+    p.add_argument("--dashboard", metavar="HOST:PORT",
+                   help="serve the local cluster's Dask dashboard there, e.g. localhost:8787 (default: none; "
+                        "it has no authentication, so keep it on localhost)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override of the base config for every run, e.g. optim.epochs=1 or "
                         "tile.forward.out_bits=6 (changes the run ids)")  # fmt: skip
@@ -69,7 +73,8 @@ def run(args: Any) -> int:
             values = ", ".join(f"{k}={v}" for k, v in r.overrides.items())
             print(f"  {r.run_id}  {values}  [{state}]")
         return 0
-    report = run_sweep(spec, out, workers=args.workers, scheduler=args.scheduler, max_runs=args.max_runs,
+    report = run_sweep(spec, out, workers=args.workers, scheduler=args.scheduler, dashboard=args.dashboard,
+                       max_runs=args.max_runs,
                        progress=not args.no_progress, plots=not args.no_plots)
     print(f"{report}", file=sys.stderr)
     print(f"table: {report.table}", file=sys.stderr)

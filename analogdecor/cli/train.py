@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--device", help="device preset name (analogdecor devices list)")
     g.add_argument("--seed", type=int, help="seed of weights, devices, data order and noise")
     g.add_argument("--out", help="run directory to write (default: runs/<rule>-<backend>-seed<seed>)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it already holds files (its old contents, exports and evaluations "
+                   "included, are removed first); without it a non-empty --out is refused")  # fmt: skip
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from its last epoch checkpoint, exactly as if it had "
                    "never stopped (its config.toml is used; no other config options may be given)")  # fmt: skip
@@ -153,10 +156,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume is not None:
         given = overrides_from_args(args)
-        if args.config or args.out or args.print_config or given:
+        if args.config or args.out or args.print_config or args.overwrite or given:
             raise ConfigError(
                 "--resume RUN_DIR continues the run with the config in RUN_DIR/config.toml: give no config "
-                "file, --out, --print-config or settings with it"
+                "file, --out, --overwrite, --print-config or settings with it"
             )
         return _report(resume(args.resume, progress=not args.no_progress), Path(args.resume))
     base = TrainConfig()
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         print(dumps_toml(data), end="")
         return 0
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.rule}-{cfg.backend}-seed{cfg.seed}"
-    return _report(train(cfg, out, progress=not args.no_progress), out)
+    return _report(train(cfg, out, progress=not args.no_progress, overwrite=args.overwrite), out)
 
 
 def _report(result: Any, out: Any) -> int:

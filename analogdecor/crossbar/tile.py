@@ -30,7 +30,7 @@ from analogdecor.devices.arrays import (
     draw_device_arrays,
     draw_pair_arrays,
 )
-from analogdecor.errors import ConfigError, ShapeError
+from analogdecor.errors import ConfigError, NonFiniteError, ShapeError
 
 __all__ = ["Tile"]
 
@@ -228,9 +228,12 @@ class Tile:
         """The pulsed update of ``-lr d^T x`` (validated inputs, pulse_type stochastic or deterministic)."""
         cfg = self.config
         dev = cfg.device
-        bl, scale_x, scale_d = _update.pulse_management(
-            x, d, lr, dev.weight_granularity, cfg.update.desired_bl, cfg.update.update_management,
-            cfg.update.update_bl_management)  # fmt: skip
+        try:
+            bl, scale_x, scale_d = _update.pulse_management(
+                x, d, lr, dev.weight_granularity, cfg.update.desired_bl, cfg.update.update_management,
+                cfg.update.update_bl_management)  # fmt: skip
+        except ValueError as exc:  # pulse counts overflow: inputs or errors beyond any device's reach
+            raise NonFiniteError(str(exc)) from None
         if not bl.any():
             return
         deterministic = cfg.update.pulse_type == "deterministic"
@@ -321,7 +324,7 @@ class Tile:
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
             step = np.float32(lr) * (d.T @ x)
         if not np.isfinite(step).all():  # overflow of float32 (huge lr or inputs)
-            raise ValueError("update produced non-finite weights (float32 overflow); reduce lr or the inputs")
+            raise NonFiniteError("update produced non-finite weights (float32 overflow); reduce lr or the inputs")
         self._float_step(step)
 
     def _float_step(self, step: np.ndarray) -> None:

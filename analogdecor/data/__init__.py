@@ -92,7 +92,8 @@ def load_dataset(
         Parameters of ``synthetic`` (e.g. ``{"correlation": 0.95}``).
     **options
         Fields of :class:`SyntheticSpec` given directly (``correlation=0.95``);
-        only for ``synthetic``.
+        only for ``synthetic``. ``idx`` takes ``n_classes`` (labels must lie in
+        0..n_classes-1; default: inferred, see :func:`load_idx_dir`).
 
     Returns
     -------
@@ -109,6 +110,7 @@ def load_dataset(
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise ConfigError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    idx_classes = options.pop("n_classes", None) if key == "idx" else None  # K, when the user gives it
     if key != "synthetic" and (spec is not None or options):
         given = ", ".join(["spec", *options] if spec is not None else list(options))
         raise ConfigError(f"data set {name!r} takes no options ({given}); these are for 'synthetic'")
@@ -125,7 +127,7 @@ def load_dataset(
     elif key == "cifar10":
         data = load_cifar10(_resolve_dir(key, data_dir))
     else:
-        n_classes = None if key == "idx" else 10
+        n_classes = idx_classes if key == "idx" else 10
         data = load_idx_dir(_resolve_dir(key, data_dir), name=key, n_classes=n_classes)
     rng_train, rng_test = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     x_train, y_train = subsample(data.x_train, data.y_train, n_train, rng_train, what="n_train")

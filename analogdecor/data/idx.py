@@ -137,7 +137,8 @@ def find_idx_files(directory: str | Path) -> dict[str, Path]:
     Raises
     ------
     DataError
-        If the directory is missing, or a role has no file or several files.
+        If the directory is missing, or a role has no file or several files (a plain
+        file and a ``.gz`` of the same name count as two).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -151,13 +152,13 @@ def find_idx_files(directory: str | Path) -> dict[str, Path]:
             rf"(^|[-_.])({'|'.join(splits)})[-_.]{kind}[-_.]idx{ndim}[-_.]ubyte(\.gz)?$", re.IGNORECASE
         )
         hits = [n for n in names if pattern.search(n)]
-        # prefer one file per role: a plain and a gzipped copy of the same file are the same data
-        stems = {n.removesuffix(".gz") for n in hits}
         if not hits:
             raise DataError(f"{directory}: no {splits[0]}-{kind}-idx{ndim}-ubyte[.gz] file (the "
                             f"{role.replace('_', ' ')}); files present: {', '.join(names) or 'none'}")
-        if len(stems) > 1:
+        # Exactly one candidate per role: a plain file beside a .gz of the same name is not assumed
+        # to hold the same data (a half-finished gunzip, or an edited copy, would silently win).
+        if len(hits) > 1:
             raise DataError(f"{directory}: several files could be the {role.replace('_', ' ')}: "
-                            f"{', '.join(hits)}; keep one data set per directory")
-        found[role] = directory / sorted(hits, key=lambda n: n.endswith(".gz"))[0]
+                            f"{', '.join(hits)}; keep exactly one (e.g. remove the uncompressed copy)")
+        found[role] = directory / hits[0]
     return found

@@ -73,7 +73,8 @@ def load_idx_dir(directory: str | Path, *, name: str = "idx", n_classes: int | N
     name : str
         Name recorded in the returned :class:`Dataset`.
     n_classes : int, optional
-        Number of classes; default: one more than the largest label.
+        Number of classes (every label must lie in 0..n_classes-1); default: one more
+        than the largest label, and then every class must occur in the training labels.
 
     Raises
     ------
@@ -94,7 +95,18 @@ def load_idx_dir(directory: str | Path, *, name: str = "idx", n_classes: int | N
                         f"{parts['train'][3].name} has {parts['train'][2]}")
     top = int(max(parts["train"][1].max(initial=0), parts["test"][1].max(initial=0)))
     if n_classes is None:
+        # K is inferred as one more than the largest label (of either split); every class 0..K-1 must
+        # then occur among the training labels, so that a stray label cannot silently add classes.
         n_classes = top + 1
+        absent = np.setdiff1d(np.arange(n_classes), parts["train"][1])
+        if absent.size:
+            shown = ", ".join(map(str, absent[:8])) + (", ..." if absent.size > 8 else "")
+            raise DataError(
+                f"{files['train_labels']}: labels go up to {top}, so the data set would have {n_classes} "
+                f"classes, but {absent.size} of them ({shown}) never occur in the training labels: labels must "
+                "be 0..K-1 (a stray or corrupted label?). If the training set really lacks classes, give the "
+                "number of classes (model.out_features)"
+            )
     elif top >= n_classes:
         raise DataError(f"{Path(directory)}: labels go up to {top} but the data set {name!r} has {n_classes} classes")
     return Dataset(parts["train"][0], parts["train"][1], parts["test"][0], parts["test"][1],

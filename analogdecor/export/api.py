@@ -10,7 +10,7 @@ import numpy as np
 
 from analogdecor import __version__
 from analogdecor.errors import ExportFormatError
-from analogdecor.export.formats import SUFFIX, read_export, write_export
+from analogdecor.export.formats import SUFFIX, _check_format, read_export, write_export
 from analogdecor.export.records import ConductanceExport, collect_layers, digital_state
 
 __all__ = ["build_export", "export_network", "export_run", "import_network", "load_into"]
@@ -74,20 +74,30 @@ def _run_meta(run_dir: Path, cfg: Any) -> dict[str, Any]:
     return meta
 
 
-def export_run(run_dir: str | Path, fmt: str = "npz", out: str | Path | None = None) -> list[Path]:
+def export_run(
+    run_dir: str | Path, fmt: str = "npz", out: str | Path | None = None, *, force: bool = False
+) -> list[Path]:
     """Export a training run directory (``analogdecor export RUN_DIR --format FMT``).
 
     The network is loaded with :func:`analogdecor.training.load_run`; the output
     defaults to ``RUN_DIR/export/conductances.npz`` / ``.h5`` or the folders
-    ``RUN_DIR/export/csv`` / ``png``.
+    ``RUN_DIR/export/csv`` / ``png``. Only a ``finished`` run is exported
+    (``force=True`` accepts a diverged, interrupted or unfinished one with a warning);
+    the run directory is held under a shared lock meanwhile, so that no training
+    process rewrites it while it is read.
     """
+    from analogdecor._lock import DirLock
     from analogdecor.training import load_run
+    from analogdecor.training.rundir import check_run_status
 
     run_dir = Path(run_dir)
-    cfg, network = load_run(run_dir)
-    if out is None:
-        out = run_dir / "export" / (f"conductances{SUFFIX[fmt]}" if SUFFIX.get(fmt) else fmt)
-    return export_network(network, out, fmt, meta=_run_meta(run_dir, cfg))
+    fmt = _check_format(fmt)
+    with DirLock(run_dir, "run directory", shared=True, purpose="export").acquire():
+        check_run_status(run_dir, force=force, action="export")
+        cfg, network = load_run(run_dir)
+        if out is None:
+            out = run_dir / "export" / (f"conductances{SUFFIX[fmt]}" if SUFFIX.get(fmt) else fmt)
+        return export_network(network, out, fmt, meta=_run_meta(run_dir, cfg))
 
 
 def load_into(network: Any, exp: ConductanceExport) -> Any:

@@ -16,22 +16,49 @@
 - **PNG** (a folder): per layer, heat maps of G+ and G- and a histogram of
   both. Not readable back.
 
-Every reader turns truncated or corrupted files into
+Integrity: the header records a SHA-256 digest of every array (``checksums``) and
+of itself (``header_sha256``); the CSV manifest also records the digest of each
+layer file and of ``digital.npz``. Every reader verifies them all, checks every
+conductance against the mapping's [g_min, g_max] and (CSV) the weight column
+against (G+ - G-), and turns truncated, corrupted or edited files into
 :class:`~analogdecor.errors.ExportFormatError` naming the file.
+
+Atomicity: npz and HDF5 files are built in memory and moved into place with
+``os.replace`` after an fsync; CSV and PNG folders are written into a temporary
+sibling folder that then takes the old folder's place. A writer killed part-way
+leaves the earlier export as it was (plus, at worst, a hidden ``.*.tmp`` file or
+folder beside it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
-import zipfile
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from analogdecor.errors import ExportFormatError
-from analogdecor.export.records import ConductanceExport, LayerRecord, check_header, decode_json
+from analogdecor._lock import output_error
+from analogdecor.errors import ExportFormatError, OutputError
+from analogdecor.export.records import (
+    FILE_KEYS,
+    ConductanceExport,
+    LayerRecord,
+    check_header,
+    decode_json,
+    file_digest,
+    seal_header,
+    verify_array,
+)
+from analogdecor.training.rundir import NPZ_ERRORS, atomic_write_bytes
 
 __all__ = ["FORMATS", "READABLE_FORMATS", "read_export", "write_export"]
 
@@ -47,14 +74,15 @@ def _safe(name: str) -> str:
 
 # --------------------------------------------------------------------------- npz
 def write_npz(exp: ConductanceExport, path: Path) -> list[Path]:
-    arrays: dict[str, np.ndarray] = {"__header__": np.array(json.dumps(exp.header()))}
+    arrays: dict[str, np.ndarray] = {"__header__": np.array(json.dumps(seal_header(exp.header())))}
     for rec in exp.layers:
         arrays[f"{rec.name}/g_plus"] = rec.g_plus
         arrays[f"{rec.name}/g_minus"] = rec.g_minus
     for key, value in exp.digital.items():
         arrays[f"digital/{key}"] = np.asarray(value)
-    with path.open("wb") as fh:
-        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy stubs: keyword arrays
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: keyword arrays
+    atomic_write_bytes(path, buf.getvalue())
     return [path]
 
 
@@ -74,20 +102,24 @@ def read_npz(path: Path) -> ConductanceExport:
                 keys = (f"{name}/g_plus", f"{name}/g_minus")
                 if name is None or not all(k in files for k in keys):
                     raise ExportFormatError(f"{where}: conductance maps of layer {name!r} are missing")
-                layers.append(LayerRecord.from_meta(meta, data[keys[0]], data[keys[1]], where=where))
+                gp, gm = (verify_array(header, k, data[k], where) for k in keys)
+                layers.append(LayerRecord.from_meta(meta, gp, gm, where=where))
             digital = {}
             for key in header.get("digital_keys", []):
                 if f"digital/{key}" not in files:
                     raise ExportFormatError(f"{where}: digital parameter {key!r} is missing")
-                digital[key] = data[f"digital/{key}"]
+                digital[key] = verify_array(header, f"digital/{key}", data[f"digital/{key}"], where)
     except ExportFormatError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zipfile.LargeZipFile) as exc:
+    except NPZ_ERRORS as exc:
         raise ExportFormatError(
             f"{where}: truncated or corrupted npz file ({type(exc).__name__}: {exc})"
         ) from None
-    meta = {k: v for k, v in header.items() if k not in ("layers", "digital_keys")}
-    return ConductanceExport(layers=layers, meta=meta, digital=digital)
+    return ConductanceExport(layers=layers, meta=_meta(header), digital=digital)
+
+
+def _meta(header: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in header.items() if k not in FILE_KEYS}
 
 
 # --------------------------------------------------------------------------- hdf5
@@ -100,12 +132,17 @@ def _attr_value(value: Any) -> Any:
 
 
 def write_hdf5(exp: ConductanceExport, path: Path) -> list[Path]:
+    """The whole header (JSON, with its checksums) is the root attribute ``header``; the other
+    attributes repeat its values for people and tools that browse the file, and import checks
+    that they agree with it."""
     import h5py
 
-    header = exp.header()
-    with h5py.File(path, "w") as fh:
+    header = seal_header(exp.header())
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as fh:
+        fh.attrs["header"] = json.dumps(header)
         for key, value in header.items():
-            if key == "layers":
+            if key in FILE_KEYS:
                 continue
             fh.attrs[key] = _attr_value(value)
         fh.attrs["layer_names"] = json.dumps([rec.name for rec in exp.layers])
@@ -118,125 +155,173 @@ def write_hdf5(exp: ConductanceExport, path: Path) -> list[Path]:
         dig = fh.create_group("digital")
         for key, value in exp.digital.items():
             dig.create_dataset(key, data=np.asarray(value))
+    atomic_write_bytes(path, buf.getvalue())
     return [path]
+
+
+def _attr(value: Any) -> Any:
+    value = value.decode() if isinstance(value, bytes) else value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def read_hdf5(path: Path) -> ConductanceExport:
     import h5py
 
     where = str(path)
-    json_attrs = ("run_config", "layers", "digital_keys", "tile_config", "shape", "layer_names", "geometry")
     try:
         with h5py.File(path, "r") as fh:
-            raw = dict(fh.attrs)
-            meta: dict[str, Any] = {}
-            for key, value in raw.items():
-                value = value.decode() if isinstance(value, bytes) else value
-                if isinstance(value, np.generic):
-                    value = value.item()
-                if key in json_attrs or value == "null":
-                    value = decode_json(value, where)
-                meta[key] = value
-            names = meta.pop("layer_names", None)
-            if not isinstance(names, list):
-                raise ExportFormatError(f"{where}: not an analogdecor conductance export (no layer_names)")
-            layer_metas = []
-            arrays = []
-            for name in names:
-                if name not in fh or "g_plus" not in fh[name] or "g_minus" not in fh[name]:
+            if "header" not in fh.attrs:
+                raise ExportFormatError(
+                    f"{where}: not an analogdecor conductance export of format version 2 or later "
+                    "(no 'header' attribute)"
+                )
+            header = check_header(decode_json(_attr(fh.attrs["header"]), where), where)
+            layers = []
+            for lm in header["layers"]:
+                name = lm.get("name") if isinstance(lm, dict) else None
+                if name is None or name not in fh or "g_plus" not in fh[name] or "g_minus" not in fh[name]:
                     raise ExportFormatError(
                         f"{where}: group of layer {name!r} or its conductance maps are missing"
                     )
                 grp = fh[name]
-                lm = {}
-                for key, value in grp.attrs.items():
-                    value = value.decode() if isinstance(value, bytes) else value
-                    if isinstance(value, np.generic):
-                        value = value.item()
-                    lm[key] = decode_json(value, where) if key in json_attrs else value
-                layer_metas.append(lm)
-                arrays.append((grp["g_plus"][()], grp["g_minus"][()]))
-            meta["layers"] = layer_metas
-            check_header(meta, where)
+                for key in ("g_min", "g_max", "w_scale"):  # the browsable copies must agree
+                    if key in grp.attrs and _attr(grp.attrs[key]) != lm.get(key):
+                        raise ExportFormatError(
+                            f"{where}: attribute {key} of layer {name!r} is {_attr(grp.attrs[key])!r} but the "
+                            f"checksummed header says {lm.get(key)!r}: the file was edited after export"
+                        )
+                gp = verify_array(header, f"{name}/g_plus", np.asarray(grp["g_plus"][()]), where)
+                gm = verify_array(header, f"{name}/g_minus", np.asarray(grp["g_minus"][()]), where)
+                layers.append(LayerRecord.from_meta(lm, gp, gm, where=where))
             digital = {}
-            for key in meta.get("digital_keys", []):
+            for key in header.get("digital_keys", []):
                 if "digital" not in fh or key not in fh["digital"]:
                     raise ExportFormatError(f"{where}: digital parameter {key!r} is missing")
-                digital[key] = np.asarray(fh["digital"][key][()])
+                digital[key] = verify_array(header, f"digital/{key}", np.asarray(fh["digital"][key][()]), where)
     except ExportFormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ExportFormatError(
             f"{where}: truncated or corrupted HDF5 file ({type(exc).__name__}: {exc})"
         ) from None
-    layers = [
-        LayerRecord.from_meta(lm, gp, gm, where=where)
-        for lm, (gp, gm) in zip(layer_metas, arrays, strict=True)
-    ]
-    meta = {k: v for k, v in meta.items() if k not in ("layers", "digital_keys")}
-    return ConductanceExport(layers=layers, meta=meta, digital=digital)
+    return ConductanceExport(layers=layers, meta=_meta(header), digital=digital)
 
 
 # --------------------------------------------------------------------------- csv
 def write_csv(exp: ConductanceExport, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
     header = exp.header()
-    written = []
+    files: dict[str, bytes] = {}
     for rec, lm in zip(exp.layers, header["layers"], strict=True):
         fname = f"{_safe(rec.name)}.csv"
-        lm["file"] = fname
         w = rec.weights()
-        path = folder / fname
-        with path.open("w", newline="") as fh:
-            out = csv.writer(fh)
-            out.writerow(CSV_HEADER)
-            n_out, n_in = rec.shape
-            for i in range(n_out):
-                for j in range(n_in):
-                    out.writerow((i, j, repr(float(rec.g_plus[i, j])), repr(float(rec.g_minus[i, j])),
-                                  repr(float(w[i, j]))))  # fmt: skip
-        written.append(path)
-    digital_path = folder / "digital.npz"
-    with digital_path.open("wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in exp.digital.items()})  # type: ignore[arg-type]
-    manifest = folder / "manifest.json"
-    manifest.write_text(json.dumps(header, indent=2))
-    return [manifest, *written, digital_path]
+        text = io.StringIO()
+        out = csv.writer(text, lineterminator="\r\n")
+        out.writerow(CSV_HEADER)
+        n_out, n_in = rec.shape
+        for i in range(n_out):
+            for j in range(n_in):
+                out.writerow((i, j, repr(float(rec.g_plus[i, j])), repr(float(rec.g_minus[i, j])),
+                              repr(float(w[i, j]))))  # fmt: skip
+        files[fname] = text.getvalue().encode()
+        lm["file"] = fname
+        lm["file_sha256"] = file_digest(files[fname])
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in exp.digital.items()})  # type: ignore[arg-type]
+    files["digital.npz"] = buf.getvalue()
+    header["digital_file_sha256"] = file_digest(files["digital.npz"])
+    files["manifest.json"] = json.dumps(seal_header(header), indent=2).encode()
+    _write_folder(folder, files, lambda p: (p / "manifest.json").is_file(), "a CSV export (no manifest.json)")
+    return [folder / "manifest.json", *(folder / n for n in files if n.endswith(".csv")), folder / "digital.npz"]
 
 
-def _read_layer_csv(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _write_folder(folder: Path, files: dict[str, bytes], is_ours: Callable[[Path], bool], what: str) -> None:
+    """Write ``files`` as the folder ``folder``, replacing an earlier export of ours as a whole.
+
+    The files go into a hidden sibling folder first (each fsync'ed); then an existing ``folder``
+    is moved aside, the new one moved in and the old one removed. A folder that holds other
+    things than an earlier export is refused rather than replaced.
+    """
+    if folder.exists():
+        if not folder.is_dir():
+            raise OutputError(f"{folder} is a file; an export of this format is a folder")
+        if any(folder.iterdir()) and not is_ours(folder):
+            raise OutputError(f"{folder} is not empty and not {what}: choose another --out")
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise output_error(parent, exc, "create a folder in") from None
+    try:
+        for name, data in files.items():
+            with (tmp / name).open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.old"
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+        raise output_error(folder, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _read_layer_csv(
+    path: Path, shape: tuple[int, int], lm: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G+, G-, weight column) of one layer file, its structure and then its digest checked."""
     where = str(path)
     if not path.is_file():
         raise ExportFormatError(f"{where}: layer file is missing")
+    raw = path.read_bytes()
     gp = np.full(shape, np.nan)
     gm = np.full(shape, np.nan)
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        head = next(reader, None)
-        if head is None or tuple(h.strip() for h in head) != CSV_HEADER:
-            raise ExportFormatError(f"{where}: first line must be the header {','.join(CSV_HEADER)}")
-        count = 0
-        for lineno, row in enumerate(reader, start=2):
-            if len(row) != len(CSV_HEADER):
-                raise ExportFormatError(
-                    f"{where}, line {lineno}: expected {len(CSV_HEADER)} fields, got {len(row)}"
-                )
-            try:
-                i, j = int(row[0]), int(row[1])
-                a, b = float(row[2]), float(row[3])
-            except ValueError:
-                raise ExportFormatError(f"{where}, line {lineno}: not numbers: {row!r}") from None
-            if not (0 <= i < shape[0] and 0 <= j < shape[1]):
-                raise ExportFormatError(
-                    f"{where}, line {lineno}: index ({i}, {j}) outside the layer shape {shape}"
-                )
-            gp[i, j], gm[i, j] = a, b
-            count += 1
+    w = np.full(shape, np.nan)
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""))
+    head = next(reader, None)
+    if head is None or tuple(h.strip() for h in head) != CSV_HEADER:
+        raise ExportFormatError(f"{where}: first line must be the header {','.join(CSV_HEADER)}")
+    count = 0
+    for lineno, row in enumerate(reader, start=2):
+        if len(row) != len(CSV_HEADER):
+            raise ExportFormatError(
+                f"{where}, line {lineno}: expected {len(CSV_HEADER)} fields, got {len(row)}"
+            )
+        try:
+            i, j = int(row[0]), int(row[1])
+            a, b, c = float(row[2]), float(row[3]), float(row[4])
+        except ValueError:
+            raise ExportFormatError(f"{where}, line {lineno}: not numbers: {row!r}") from None
+        if not (0 <= i < shape[0] and 0 <= j < shape[1]):
+            raise ExportFormatError(
+                f"{where}, line {lineno}: index ({i}, {j}) outside the layer shape {shape}"
+            )
+        gp[i, j], gm[i, j], w[i, j] = a, b, c
+        count += 1
     if count != shape[0] * shape[1] or np.isnan(gp).any() or np.isnan(gm).any():
         raise ExportFormatError(
             f"{where}: {count} device lines for a {shape[0]} x {shape[1]} layer (truncated or duplicated rows)"
         )
-    return gp, gm
+    if file_digest(raw) != lm.get("file_sha256"):
+        raise ExportFormatError(
+            f"{where}: the file does not match the digest the manifest records for it (file_sha256): it was "
+            "corrupted or edited after export"
+        )
+    return gp, gm, w
 
 
 def read_csv(folder: Path) -> ConductanceExport:
@@ -256,26 +341,40 @@ def read_csv(folder: Path) -> ConductanceExport:
             shape = (int(lm["shape"][0]), int(lm["shape"][1]))
         except (TypeError, ValueError, IndexError):
             raise ExportFormatError(f"{where}: layer shape {lm['shape']!r} is not (out, in)") from None
-        gp, gm = _read_layer_csv(folder / str(lm["file"]), shape)
-        layers.append(LayerRecord.from_meta(lm, gp, gm, where=where))
+        path = folder / str(lm["file"])
+        gp, gm, w = _read_layer_csv(path, shape, lm)
+        gp = verify_array(header, f"{lm.get('name')}/g_plus", gp, str(path))
+        gm = verify_array(header, f"{lm.get('name')}/g_minus", gm, str(path))
+        rec = LayerRecord.from_meta(lm, gp, gm, where=str(path))
+        # the redundant weight column must be what the mapping makes of G+ - G-
+        off = np.abs(rec.weights() - w) > 1e-9 * rec.w_scale
+        if off.any():
+            i, j = (int(v) for v in np.argwhere(off)[0])
+            raise ExportFormatError(
+                f"{path}: {int(off.sum())} weight value(s) disagree with (G+ - G-) / (g_max - g_min) * w_scale, "
+                f"e.g. at ({i}, {j}): weight {w[i, j]!r}, from the conductances {rec.weights()[i, j]!r}"
+            )
+        layers.append(rec)
     digital = {}
     keys = header.get("digital_keys", [])
     if keys:
         dpath = folder / "digital.npz"
         try:
-            with np.load(dpath, allow_pickle=False) as data:
+            raw = dpath.read_bytes()
+            if file_digest(raw) != header.get("digital_file_sha256"):
+                raise ExportFormatError(f"{dpath}: does not match the digest the manifest records for it")
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
                 for key in keys:
                     if key not in data.files:
                         raise ExportFormatError(f"{dpath}: digital parameter {key!r} is missing")
-                    digital[key] = data[key]
+                    digital[key] = verify_array(header, f"digital/{key}", data[key], str(dpath))
         except ExportFormatError:
             raise
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        except NPZ_ERRORS as exc:
             raise ExportFormatError(
-                f"{dpath}: truncated or corrupted ({type(exc).__name__}: {exc})"
+                f"{dpath}: missing, truncated or corrupted ({type(exc).__name__}: {exc})"
             ) from None
-    meta = {k: v for k, v in header.items() if k not in ("layers", "digital_keys")}
-    return ConductanceExport(layers=layers, meta=meta, digital=digital)
+    return ConductanceExport(layers=layers, meta=_meta(header), digital=digital)
 
 
 # --------------------------------------------------------------------------- png
@@ -285,8 +384,7 @@ def write_png(exp: ConductanceExport, folder: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    files: dict[str, bytes] = {}
     for rec in exp.layers:
         fig, axes = plt.subplots(1, 3, figsize=(13, 4))
         for ax, arr, label in ((axes[0], rec.g_plus, "G+"), (axes[1], rec.g_minus, "G-")):
@@ -306,11 +404,13 @@ def write_png(exp: ConductanceExport, folder: Path) -> list[Path]:
         axes[2].set_title(f"{rec.name}: {rec.shape[0]} x {rec.shape[1]} pairs")
         axes[2].legend()
         fig.tight_layout()
-        path = folder / f"{_safe(rec.name)}.png"
-        fig.savefig(path, dpi=90)
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=90, format="png")
         plt.close(fig)
-        written.append(path)
-    return written
+        files[f"{_safe(rec.name)}.png"] = buf.getvalue()
+    _write_folder(folder, files, lambda p: all(q.suffix == ".png" for q in p.iterdir()),
+                  "a PNG export (only .png files)")  # fmt: skip
+    return [folder / name for name in files]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -331,7 +431,12 @@ def write_export(exp: ConductanceExport, path: str | Path, fmt: str) -> list[Pat
     fmt = _check_format(fmt)
     path = Path(path)
     if SUFFIX[fmt]:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise OutputError(f"{path} is a folder; a {fmt} export is one file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(path.parent, exc, "create") from None
     return _WRITERS[fmt](exp, path)
 
 

@@ -15,6 +15,7 @@ with the same outputs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +31,15 @@ __all__ = [
     "FORMAT_VERSION",
     "ConductanceExport",
     "LayerRecord",
+    "array_digest",
     "collect_layers",
     "digital_state",
     "tile_w_scale",
 ]
 
 FORMAT_NAME = "analogdecor-conductances"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: every array and the header carry a SHA-256 digest that import verifies (1 had none)."""
 
 
 @dataclass
@@ -129,11 +132,23 @@ class LayerRecord:
             )
         if not (np.all(np.isfinite(gp)) and np.all(np.isfinite(gm))):
             raise ExportFormatError(f"{where}: layer {self.name!r} has non-finite conductances")
-        if not (np.isfinite(self.w_scale) and self.w_scale > 0 and self.g_max > self.g_min):
+        if not (np.isfinite(self.w_scale) and self.w_scale > 0 and np.isfinite(self.g_max)
+                and 0 <= self.g_min < self.g_max):  # fmt: skip
             raise ExportFormatError(
                 f"{where}: layer {self.name!r} has an invalid mapping (g_min {self.g_min}, g_max {self.g_max}, "
                 f"w_scale {self.w_scale})"
             )
+        # Every device must lie within the mapping's range (to rounding): a value outside it is
+        # physically impossible and cannot be programmed.
+        tol = 1e-9 * (self.g_max - self.g_min)
+        for label, g in (("G+", gp), ("G-", gm)):
+            bad = (g < self.g_min - tol) | (g > self.g_max + tol)
+            if bad.any():
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                raise ExportFormatError(
+                    f"{where}: layer {self.name!r} has {int(bad.sum())} {label} value(s) outside the mapping's "
+                    f"range [g_min, g_max] = [{self.g_min}, {self.g_max}] uS, e.g. {g[i, j]!r} at ({i}, {j})"
+                )
 
 
 @dataclass
@@ -160,24 +175,83 @@ class ConductanceExport:
             "format_version": FORMAT_VERSION,
             "layers": [rec.meta() for rec in self.layers],
             "digital_keys": sorted(self.digital),
+            "checksums": self.checksums(),
         }
+
+    def checksums(self) -> dict[str, str]:
+        """:func:`array_digest` of every array, keyed ``<layer>/g_plus``, ``<layer>/g_minus``, ``digital/<key>``."""
+        out = {}
+        for rec in self.layers:
+            out[f"{rec.name}/g_plus"] = array_digest(rec.g_plus)
+            out[f"{rec.name}/g_minus"] = array_digest(rec.g_minus)
+        for key, value in self.digital.items():
+            out[f"digital/{key}"] = array_digest(np.asarray(value))
+        return out
+
+
+#: Header entries about the file itself; they are not carried into ``ConductanceExport.meta``.
+FILE_KEYS = ("layers", "digital_keys", "checksums", "header_sha256")
 
 
 def check_header(header: Any, where: str) -> dict[str, Any]:
-    """Validate the format tag and version of a decoded header."""
+    """Validate the format tag, the version and the header's own digest of a decoded header."""
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ExportFormatError(
             f"{where}: not an analogdecor conductance export (format tag missing or wrong)"
         )
     version = header.get("format_version")
     if version != FORMAT_VERSION:
+        hint = (" (version 1 exports carry no checksums, so their integrity cannot be verified: export the "
+                "run again with `analogdecor export RUN_DIR`)" if version == 1 else "")  # fmt: skip
         raise ExportFormatError(
             f"{where}: export format version {version!r}; this analogdecor ({__version__}) reads version "
-            f"{FORMAT_VERSION}"
+            f"{FORMAT_VERSION}{hint}"
         )
-    if not isinstance(header.get("layers"), list):
-        raise ExportFormatError(f"{where}: header has no layer list")
+    if header.get("header_sha256") != header_digest(header):
+        raise ExportFormatError(
+            f"{where}: the metadata does not match its checksum (header_sha256): the file was edited or "
+            "corrupted after export"
+        )
+    if not isinstance(header.get("layers"), list) or not isinstance(header.get("checksums"), dict):
+        raise ExportFormatError(f"{where}: header has no layer list or no checksums")
     return header
+
+
+def array_digest(arr: Any) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (C order), as ``sha256:<hex>``."""
+    a = np.asarray(arr)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes(order="C"))
+    return f"sha256:{h.hexdigest()}"
+
+
+def file_digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def header_digest(header: dict[str, Any]) -> str:
+    """SHA-256 of the header's canonical JSON, the ``header_sha256`` entry itself left out."""
+    body = {k: v for k, v in header.items() if k != "header_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+def seal_header(header: dict[str, Any]) -> dict[str, Any]:
+    """``header`` with its ``header_sha256`` set (call after every other entry is final)."""
+    header["header_sha256"] = header_digest(header)
+    return header
+
+
+def verify_array(header: dict[str, Any], key: str, arr: np.ndarray, where: str) -> np.ndarray:
+    """``arr`` if its digest is the one the header records for ``key``, else ExportFormatError."""
+    expected = header["checksums"].get(key)
+    if expected is None:
+        raise ExportFormatError(f"{where}: no checksum recorded for {key!r}")
+    if array_digest(arr) != expected:
+        raise ExportFormatError(
+            f"{where}: {key!r} does not match its checksum: the file was corrupted or edited after export"
+        )
+    return arr
 
 
 def decode_json(text: Any, where: str) -> Any:

@@ -20,7 +20,6 @@ go into a table (CSV, JSON) and a plot.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,23 +355,33 @@ def evaluate_network(
 def write_results(result: EvaluationResult, out_dir: str | Path) -> list[Path]:
     """evaluate.csv (table), evaluate.json (everything) and evaluate.png (plot) in ``out_dir``."""
     import csv
+    import io
+
+    from analogdecor._lock import output_error
+    from analogdecor.training.rundir import atomic_write_bytes, atomic_write_text, write_json
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out_dir, exc, "create") from None
     rows = result.rows()
     csv_path = out_dir / "evaluate.csv"
-    with csv_path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(csv_path, buf.getvalue())  # each file all or nothing
     json_path = out_dir / "evaluate.json"
-    json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    write_json(json_path, result.to_json())  # strict JSON: NaN written as null
     png_path = out_dir / "evaluate.png"
-    _plot(result, png_path)
+    png = io.BytesIO()
+    _plot(result, png)
+    atomic_write_bytes(png_path, png.getvalue())
     return [csv_path, json_path, png_path]
 
 
-def _plot(result: EvaluationResult, path: Path) -> None:
+def _plot(result: EvaluationResult, path: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -396,7 +405,7 @@ def _plot(result: EvaluationResult, path: Path) -> None:
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -418,16 +427,25 @@ def evaluate_run(
     *,
     out_dir: str | Path | None = None,
     progress: Any = None,
+    force: bool = False,
 ) -> tuple[EvaluationResult, list[Path]]:
-    """``analogdecor evaluate RUN_DIR``: load the run and its data, evaluate, write RUN_DIR/evaluate/."""
+    """``analogdecor evaluate RUN_DIR``: load the run and its data, evaluate, write RUN_DIR/evaluate/.
+
+    The run must be ``finished`` (:func:`analogdecor.training.rundir.check_run_status`;
+    ``force=True`` accepts a diverged, interrupted or unfinished run with a warning), and
+    it is read under a shared lock, so that no training process rewrites it meanwhile.
+    """
+    from analogdecor._lock import DirLock
     from analogdecor.data import load_dataset
     from analogdecor.training import load_run
-    from analogdecor.training.rundir import load_run_config
+    from analogdecor.training.rundir import check_run_status, load_run_config
 
     run_dir = Path(run_dir)
     cfg = config or EvaluateConfig()
-    train_cfg, network = load_run(run_dir)
-    _, tile_cfg = load_run_config(run_dir)
+    with DirLock(run_dir, "run directory", shared=True, purpose="evaluate").acquire():
+        check_run_status(run_dir, force=force, action="evaluate")
+        train_cfg, network = load_run(run_dir)
+        _, tile_cfg = load_run_config(run_dir)
     deployment: dict[str, Any] = {"deploy": cfg.deploy or "as trained"}
     if cfg.deploy is not None:
         deployment["arrays"] = arrays_needed(network, tile_cfg, cfg.deploy)

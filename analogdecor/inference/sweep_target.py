@@ -68,6 +68,13 @@ class EvaluationTarget:
                 f"EvaluationSweepConfig.run_dir = {cfg.run_dir!r}: not a training run directory"
             )
 
+    @staticmethod
+    def missing_artefacts(out_dir: Path) -> str | None:
+        """The files of a finished evaluation that are missing, or None."""
+        from analogdecor.sweep.target import missing_files
+
+        return missing_files(out_dir, ("evaluate.json", "evaluate.csv"))
+
     def run(self, cfg: EvaluationSweepConfig, out_dir: Path):
         from analogdecor.inference.evaluate import evaluate_run
         from analogdecor.sweep.target import RunOutcome

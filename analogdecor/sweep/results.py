@@ -49,7 +49,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_result(run_dir: Path, record: Mapping[str, Any]) -> None:
     """Atomically write a run's record to ``run_dir/result.json``."""
-    atomic_write_text(run_dir / RESULT_FILE, json.dumps(record, indent=1, sort_keys=True, default=_jsonable))
+    from analogdecor.training.rundir import json_dumps
+
+    atomic_write_text(run_dir / RESULT_FILE, json_dumps(record, indent=1, sort_keys=True, default=_jsonable))
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

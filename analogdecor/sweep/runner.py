@@ -20,11 +20,13 @@ Execution model
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -35,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from analogdecor._lock import DirLock
 from analogdecor.config import to_dict
 from analogdecor.sweep.results import (
     atomic_write_text,
@@ -110,9 +113,22 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     the task itself only fails if the worker dies.
     """
     run_dir = Path(sweep_dir) / "runs" / run.run_id
+    # One attempt at a time per run: an earlier attempt may still execute (orphaned on an external
+    # cluster when the client that submitted it was stopped); wait for it rather than delete its files.
+    with run_lock(Path(sweep_dir), run.run_id).acquire(timeout=None):
+        return _execute_locked(run, run_dir, attempt, target)
+
+
+def run_lock(sweep_dir: Path, run_id: str) -> DirLock:
+    """The lock one attempt of run ``run_id`` holds while it executes (``runs/.<run_id>.lock``)."""
+    return DirLock(sweep_dir / "runs", f"sweep run {run_id}", purpose="sweep run", name=f".{run_id}.lock")
+
+
+def _execute_locked(run: PlannedRun, run_dir: Path, attempt: str, target: Any) -> dict[str, Any]:
     earlier = read_result(run_dir)
     if (earlier is not None and earlier.get("status") in DONE
-            and config_change(earlier.get("config"), run.config) is None):
+            and config_change(earlier.get("config"), run.config) is None
+            and _missing(target, run_dir) is None):
         return earlier  # finished meanwhile (an orphaned attempt on an external cluster)
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -144,11 +160,31 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     return record
 
 
-def _start_client(workers: int | None, scheduler: str | None):
+def _connect(scheduler: str):
+    """A client of the scheduler at ``scheduler``, or a ConfigError naming the address and the reason."""
+    from dask.distributed import Client
+
+    from analogdecor.errors import ConfigError
+
+    try:
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+    except (OSError, ValueError, TypeError, TimeoutError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"scheduler = {scheduler!r}: cannot connect to a Dask scheduler there within {SCHEDULER_TIMEOUT_S} s "
+            f"({reason}); expected an address such as tcp://HOST:8786 of a running `dask scheduler`"
+        ) from None
+
+
+#: Seconds to wait for an external scheduler to answer.
+SCHEDULER_TIMEOUT_S = 30
+
+
+def _start_client(workers: int | None, scheduler: str | None, dashboard: str | None = None):
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        return Client(scheduler), None
+        return _connect(scheduler), None
     n = workers or os.cpu_count() or 1
     # Ctrl-C in a terminal reaches the whole process group: the worker processes are started
     # with SIGINT ignored (inherited through exec), so only this process handles it, by closing
@@ -156,8 +192,10 @@ def _start_client(workers: int | None, scheduler: str | None):
     ignore = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignore else None
     try:
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               env=dict(WORKER_ENV), silence_logs=40)
+        # Scheduler and workers listen on the loopback interface only; the dashboard (no
+        # authentication) is off unless asked for, and then bound where asked (e.g. localhost:8787).
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=dashboard, env=dict(WORKER_ENV), silence_logs=40)
     finally:
         if ignore:
             signal.signal(signal.SIGINT, previous)
@@ -170,6 +208,7 @@ def run_sweep(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
+    dashboard: str | None = None,
     max_runs: int | None = None,
     progress: bool = True,
     plots: bool = True,
@@ -192,7 +231,12 @@ def run_sweep(
     scheduler : str, optional
         Address of an existing Dask scheduler (``tcp://host:8786``). Its workers
         need analogdecor installed and, to keep run directories, the sweep
-        directory on a shared file system.
+        directory on a shared file system. The scheduler must be trusted: Dask
+        sends pickles, so whoever runs it can run code in this process and its
+        workers can run code sent by anyone who reaches the scheduler.
+    dashboard : str, optional
+        Address for the local cluster's Dask dashboard, e.g. ``localhost:8787``
+        (it has no authentication: bind it to localhost). Default: no dashboard.
     max_runs : int, optional
         Run at most this many of the pending runs now (the rest stay pending
         for a later invocation).
@@ -222,6 +266,21 @@ def run_sweep(
         raise ConfigError(f"max_runs = {max_runs!r}: must be an integer >= 0")
     planned = plan_runs(spec, target)  # validates everything before anything runs
     sweep_dir = Path(sweep_dir)
+    # One invocation per sweep directory at a time (a second is refused, naming the first).
+    with DirLock(sweep_dir, "sweep directory", purpose="sweep").acquire():
+        return _run_locked(spec, planned, sweep_dir, workers, scheduler, max_runs, progress, plots, target,
+                           on_record, dashboard)
+
+
+def _missing(target: Any, run_dir: Path) -> str | None:
+    """What a finished run's directory lacks (the target's ``missing_artefacts``), or None."""
+    check = getattr(target, "missing_artefacts", None)
+    return check(run_dir) if check is not None else None
+
+
+def _run_locked(spec: SweepSpec, planned: list[PlannedRun], sweep_dir: Path, workers: int | None,
+                scheduler: str | None, max_runs: int | None, progress: bool, plots: bool, target: Any,
+                on_record: Callable[[dict[str, Any]], None] | None, dashboard: str | None) -> SweepReport:  # fmt: skip
     runs_dir = sweep_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     _write_plan(sweep_dir, spec, planned)
@@ -234,33 +293,54 @@ def run_sweep(
             pending.append(run)
             continue
         change = config_change(record.get("config"), run.config)
+        if change is None and (lost := _missing(target, runs_dir / run.run_id)) is not None:
+            change = f"its record says {record.get('status')} but its directory lacks {lost}"
         if change is None:
             report.skipped.append(run.run_id)
-        else:  # finished, but under other settings (a default changed since): run it again
+        else:  # finished, but under other settings (a default changed since) or lost files: run it again
             report.changed[run.run_id] = change
             pending.append(run)
     todo = pending if max_runs is None else pending[:max_runs]
     report.not_run = [r.run_id for r in pending[len(todo):]]
     try:
         if todo:
-            _execute(todo, sweep_dir, workers, scheduler, progress, target, report, on_record)
+            _execute(todo, sweep_dir, workers, scheduler, progress, target, report, on_record, dashboard)
     except KeyboardInterrupt:
         report.interrupted = True
         done = set(report.finished) | set(report.failed)
         report.not_run = [r.run_id for r in pending if r.run_id not in done]
         raise
     finally:
-        report.table = _write_table(sweep_dir, spec, planned)
-    if plots and not report.interrupted:
-        from analogdecor.sweep.plots import plot_sweep
+        if plots and not report.interrupted:
+            from analogdecor.sweep.plots import plot_sweep
 
-        report.plots = plot_sweep(sweep_dir, spec, planned)
+            report.plots = plot_sweep(sweep_dir, spec, planned)
+        with _signals_deferred():  # the table, written last, is never lost to a second Ctrl-C or a SIGTERM
+            report.table = _write_table(sweep_dir, spec, planned)
     return report
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold back SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught and sys.exc_info()[0] is None:
+        raise KeyboardInterrupt
 
 
 def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, scheduler: str | None,
              progress: bool, target: Any, report: SweepReport,
-             on_record: Callable[[dict[str, Any]], None] | None) -> None:
+             on_record: Callable[[dict[str, Any]], None] | None, dashboard: str | None = None) -> None:
     """Submit runs as a sliding window of one run per worker thread; record each as it ends.
 
     Runs are not all submitted at once: Dask would assign them to workers up front, and a
@@ -270,7 +350,7 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    client, cluster = _start_client(workers, scheduler)
+    client, cluster = _start_client(workers, scheduler, dashboard)
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
     queue = list(todo)
     futures: dict[Any, tuple[PlannedRun, str]] = {}
@@ -287,23 +367,36 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
             futures[fut] = (run, attempt)
             in_flight.add(fut)
 
+    recorded: set[Any] = set()
+
+    def take(fut: Any) -> None:
+        run, attempt = futures[fut]
+        try:
+            record = fut.result()
+        except Exception as exc:  # the task itself failed: a killed worker, a lost connection
+            record = {"run_id": run.run_id, "attempt": attempt, "overrides": dict(run.overrides),
+                      "seed": getattr(run.config, "seed", None), "finished_at": _now(), **_failure(exc)}
+        _ensure_record(sweep_dir / "runs" / run.run_id, record)
+        recorded.add(fut)
+        (report.finished if record["status"] in DONE else report.failed).append(run.run_id)
+        bar.set_postfix(ok=len(report.finished), failed=len(report.failed), refresh=False)
+        bar.update(1)
+        if on_record is not None:
+            on_record(record)
+
     try:
         fill()
         for fut in in_flight:
-            run, attempt = futures[fut]
-            try:
-                record = fut.result()
-            except Exception as exc:  # the task itself failed: a killed worker, a lost connection
-                record = {"run_id": run.run_id, "attempt": attempt, "overrides": dict(run.overrides),
-                          "seed": getattr(run.config, "seed", None), "finished_at": _now(), **_failure(exc)}
-            _ensure_record(sweep_dir / "runs" / run.run_id, record)
-            (report.finished if record["status"] in DONE else report.failed).append(run.run_id)
-            bar.set_postfix(ok=len(report.finished), failed=len(report.failed), refresh=False)
-            bar.update(1)
-            if on_record is not None:
-                on_record(record)
+            take(fut)
             fill()
     finally:
+        with _signals_deferred():
+            # Runs that ended while we were stopping: keep their records (the client's copy matters
+            # where the workers do not share the sweep directory's file system).
+            for fut in futures:
+                if fut not in recorded and fut.status == "finished":
+                    with contextlib.suppress(Exception):
+                        take(fut)
         bar.close()
         for fut in futures:
             if not fut.done():

@@ -14,7 +14,10 @@ A target has three methods, all of which must work in a fresh worker process
     on a non-finite loss). Raising an exception marks the run ``failed``.
 
 An optional attribute ``metric_names`` lists the metrics runs report, so that a
-misspelt ``[sweep] metric`` is caught before anything runs.
+misspelt ``[sweep] metric`` is caught before anything runs. An optional method
+``missing_artefacts(out_dir) -> str | None`` names what a finished run's
+directory lacks (None: complete); a run whose record says ``ok`` but whose files
+are gone is then run again rather than trusted.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, Literal
 
 from analogdecor.config import from_dict
 
-__all__ = ["RunOutcome", "TrainingTarget", "make_target"]
+__all__ = ["RunOutcome", "TrainingTarget", "make_target", "missing_files"]
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,23 @@ class TrainingTarget:
 
         resolve_tile_config(cfg)
 
+    @staticmethod
+    def missing_artefacts(out_dir: Path) -> str | None:
+        """The files of a finished run directory that are missing, or None."""
+        return missing_files(out_dir, ("config.toml", "run.json", "model.npz", "metrics.json"))
+
     def run(self, cfg: Any, out_dir: Path) -> RunOutcome:
         from analogdecor.training import train
 
         result = train(cfg, out_dir, progress=False)
         metrics = {k: [float(x) for x in v] for k, v in result.metrics.items()}
         return RunOutcome(metrics=metrics, status="diverged" if result.status == "diverged" else "ok")
+
+
+def missing_files(out_dir: Path, names: tuple[str, ...]) -> str | None:
+    """``names`` that are not files in ``out_dir``, in words, or None when all are there."""
+    lost = [n for n in names if not (Path(out_dir) / n).is_file()]
+    return ", ".join(lost) if lost else None
 
 
 def make_target(name: str) -> Any:

@@ -36,7 +36,7 @@ from analogdecor.config import to_dict
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.errors import ConfigError, DataError
 from analogdecor.training.config import TrainConfig
-from analogdecor.training.rundir import MODEL_FILE, _atomic_write_with
+from analogdecor.training.rundir import MODEL_FILE, NPZ_ERRORS, _atomic_write_with
 
 __all__ = ["CHECKPOINT_FILE", "Checkpoint", "data_digest", "read_checkpoint", "write_checkpoint"]
 
@@ -130,10 +130,13 @@ def read_checkpoint(run_dir: Path, *, config: str, data_sha256: str) -> Checkpoi
     try:
         with np.load(path, allow_pickle=False) as npz:
             flat = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
+    except NPZ_ERRORS as exc:
         raise DataError(f"{path}: not a readable checkpoint ({exc})") from None
     if str(flat.get("meta.format", "")) != FORMAT:
         raise DataError(f"{path}: not an analogdecor checkpoint (expected format {FORMAT!r})")
+    needed = ("meta.config", "meta.data_sha256", "meta.model_sha256", "meta.epochs_completed", "meta.wall_time_s")
+    if missing := [k for k in needed if k not in flat]:
+        raise DataError(f"{path}: damaged checkpoint, entries missing: {', '.join(missing)}")
     saved = str(flat["meta.config"])
     if saved != config:
         diff = _differing_keys(json.loads(saved), json.loads(config))

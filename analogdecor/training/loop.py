@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from analogdecor import __version__
-from analogdecor.errors import ConfigError, DataError
+from analogdecor.errors import ConfigError, DataError, NonFiniteError
 from analogdecor.training.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
@@ -36,6 +36,7 @@ from analogdecor.training.rundir import (
     atomic_write_bytes,
     atomic_write_text,
     build_network,
+    claim_run_dir,
     save_conductances,
     save_model,
     write_config,
@@ -78,8 +79,12 @@ def prepare(cfg: TrainConfig):
         from analogdecor.backends import make_tile
 
         make_tile("aihwkit", 1, 1, tile_cfg, seed=0)  # import guard + translation check, before any data
+    classes: dict[str, Any] = {}  # labels of an IDX directory must lie in 0..out_features-1, when given
+    if cfg.data.dataset == "idx" and cfg.model.out_features:
+        classes["n_classes"] = cfg.model.out_features
     ds = load_dataset(
-        cfg.data.dataset, cfg.data.data_dir, seed=cfg.seed, n_train=cfg.data.n_train, n_test=cfg.data.n_test
+        cfg.data.dataset, cfg.data.data_dir, seed=cfg.seed, n_train=cfg.data.n_train, n_test=cfg.data.n_test,
+        **classes,
     )
     n_features = ds.x_train.shape[1]
     if cfg.model.in_features is not None and cfg.model.in_features != n_features:
@@ -118,16 +123,23 @@ def _refit_zca(net: Any, x: np.ndarray) -> None:
         layer.decor.refit_zca(layer.decor_rows(net.forward_pass(x, train=False)[i])[0])
 
 
-def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True) -> TrainResult:
+def train(
+    cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool = True, overwrite: bool = False
+) -> TrainResult:
     """Train the network ``cfg`` describes and (if ``out_dir``) write its run directory.
 
     Parameters
     ----------
     cfg : TrainConfig
     out_dir : path, optional
-        Run directory to create (or overwrite file by file). None: nothing is written.
+        Run directory to create; None: nothing is written. It is locked while the run
+        writes it (a second writer gets :class:`~analogdecor.errors.LockedError`).
     progress : bool
         Show a tqdm progress bar on stderr.
+    overwrite : bool
+        Replace a run directory that already holds files (its old contents are removed
+        first); without it such a directory is refused with
+        :class:`~analogdecor.errors.OutputError`.
 
     Returns
     -------
@@ -148,10 +160,14 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bool
     """
     tile_cfg, ds = prepare(cfg)
     run_dir = Path(out_dir) if out_dir is not None else None
+    with claim_run_dir(run_dir, overwrite=overwrite):  # locked; refused if it holds files, unless overwrite
+        return _start(cfg, tile_cfg, ds, run_dir, progress)
+
+
+def _start(cfg: TrainConfig, tile_cfg: Any, ds: Any, run_dir: Path | None, progress: bool) -> TrainResult:
     started = _dt.datetime.now(_dt.UTC)
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # a previous run's, if the directory is reused
+        (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # a previous attempt's, if resume restarts
         write_config(run_dir, cfg, tile_cfg)
         write_json(run_dir / "run.json", _run_info(cfg, started, None, None, "running"))
     net = build_network(cfg, tile_cfg, ds.x_train.shape[1], ds.n_classes)
@@ -186,15 +202,21 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult:
         run.json or checkpoint.npz is missing or unreadable, or model.npz / the data
         set are not those the checkpoint was written with.
     """
+    run_dir = Path(run_dir)
+    _read_run_info(run_dir)  # a clear error for a directory that is not a run, before locking it
+    with claim_run_dir(run_dir, resume=True):
+        return _resume(run_dir, progress)
+
+
+def _resume(run_dir: Path, progress: bool) -> TrainResult:
     from analogdecor.training.rundir import load_run, load_run_config
 
-    run_dir = Path(run_dir)
     info = _read_run_info(run_dir)
     cfg, tile_cfg = load_run_config(run_dir)
     status = info.get("status")
     if status in ("finished", "diverged"):
         raise ConfigError(f"{run_dir / 'run.json'}: the run is already {status}; nothing to resume")
-    if status not in ("interrupted", "running"):
+    if status not in ("interrupted", "running", "failed"):
         raise DataError(f"{run_dir / 'run.json'}: unknown status {status!r}; cannot resume")
     if cfg.backend == "aihwkit":
         raise ConfigError(
@@ -204,7 +226,8 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult:
         )
     if not (run_dir / CHECKPOINT_FILE).is_file() and info.get("epochs_completed") == 0:
         # Stopped before the first epoch boundary: nothing was trained yet, so starting again is exact.
-        return train(cfg, run_dir, progress=progress)
+        tile_cfg, ds = prepare(cfg)
+        return _start(cfg, tile_cfg, ds, run_dir, progress)
     _, ds = prepare(cfg)
     ckpt = read_checkpoint(
         run_dir, config=config_json(cfg, tile_cfg), data_sha256=data_digest(*_data_arrays(ds))
@@ -321,6 +344,8 @@ def _fit(
                     if saver is not None:
                         saver(metrics=metrics, wall_time_s=wall_before + time.perf_counter() - t0)
                     checkpointed = epoch
+    except NonFiniteError:  # an analogue tile met NaN/inf (inputs or updated weights): the run diverged
+        status = "diverged"
     except KeyboardInterrupt:
         if run_dir is not None:
             wall = wall_before + time.perf_counter() - t0
