@@ -39,13 +39,11 @@ LOCK_NAME = ".analogdecor.lock"
 def output_error(path: str | Path, exc: OSError, what: str = "write") -> OutputError:
     """An :class:`OutputError` naming ``path`` and the OS reason (read-only, disk full, a file in the way)."""
     reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENOSPC:
-        reason = "no space left on the device"
-    elif exc.errno == errno.EDQUOT:
-        reason = "disk quota exceeded"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = f"the disk is full ({exc.strerror})"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         reason = f"permission denied ({exc.strerror})"
-    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
         reason = f"a file is in the way ({exc.strerror})"
     return OutputError(exc.errno or 0, f"cannot {what} {path}: {reason}")
 

@@ -134,11 +134,11 @@ def test_a_run_that_cannot_write_is_marked_failed_with_a_clear_error(tmp_path, m
         real(path, data)
 
     monkeypatch.setattr(rundir, "_atomic_write", full_disk)
-    with pytest.raises(OutputError, match=r"conductances\.npz: no space left"):
+    with pytest.raises(OutputError, match=r"conductances\.npz: the disk is full"):
         train(from_dict(TrainConfig, SMALL), tmp_path / "run", progress=False)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "failed"
-    assert "no space left" in info["error"]
+    assert "disk is full" in info["error"]
     (tmp_path / "afile").write_text("")
     rc = main(["train", "--rule", "bp", "--backend", "float", "--dataset", "digits", "--epochs", "1",
                "--n-train", "64", "--hidden", "8", "--out", str(tmp_path / "afile" / "run"), "--no-progress"])  # fmt: skip
