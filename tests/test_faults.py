@@ -361,3 +361,26 @@ def test_an_export_killed_mid_write_leaves_the_earlier_export_intact(tmp_path, f
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))  # fmt: skip
     assert proc.returncode != 0  # the writer did not get through
     assert _same(exp, read_export(path, fmt))  # the earlier export, whole
+
+
+# --------------------------------------------------------------------------- siblings: the chip export
+def test_chip_export_manifest_edits_are_detected_and_rewrites_are_whole(tmp_path):
+    """The chip export checksummed its array files but not the manifest that places and scales them:
+    an edited w_scale, offset or g_max imported silently. Rewriting an export replaced it file by file."""
+    from analogdecor.crossbar.config import TileConfig
+    from analogdecor.export.chip import read_chip_export, write_chip_export
+    from analogdecor.networks import MLP
+
+    net = MLP.build([16, 8, 4], backend="numba", tile_config=TileConfig(), seed=0)
+    folder = tmp_path / "chip"
+    write_chip_export(net, folder)
+    manifest = folder / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    line = json.loads(lines[1])
+    line["w_scale"] *= 2  # every weight of this array doubles on import
+    manifest.write_text("\n".join([lines[0], json.dumps(line, sort_keys=True), *lines[2:]]) + "\n")
+    with pytest.raises(ExportFormatError, match="manifest_sha256"):
+        read_chip_export(folder)
+    write_chip_export(net, folder)  # over the damaged one: replaced as a whole, stale files gone
+    assert read_chip_export(folder).layers[0].shape == (8, 16)
+    assert not [p for p in tmp_path.iterdir() if p.name != "chip"]  # no temporary folder left behind

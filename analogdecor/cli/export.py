@@ -40,11 +40,8 @@ def _run(args: argparse.Namespace) -> int:
 
         raise ConfigError("--deploy and --array-size apply to --format chip only")
     if args.fmt == "chip":
-        from analogdecor.training.rundir import check_run_status
-
-        check_run_status(args.run_dir, force=args.force, action="export")
         size = parse_array_size(args.array_size) if args.array_size else None
-        paths = export_run_chip(args.run_dir, args.out, deploy=args.deploy, array_size=size)
+        paths = export_run_chip(args.run_dir, args.out, deploy=args.deploy, array_size=size, force=args.force)
         print(f"{paths[0]}  ({sum(1 for p in paths if p.name.endswith('.npy') and 'pulses' not in p.name)} arrays)")
         return 0
     paths = export_run(args.run_dir, args.fmt, args.out, force=args.force)

@@ -15,8 +15,9 @@ A folder::
     digital.npz             the digital parameters (biases, output scales, running means, float R)
 
 A programming tool streams the manifest and programs array by array; every file
-is written atomically and checksummed, and the manifest is written last, so a
-manifest with its end line means a complete export. :func:`read_chip_export`
+is checksummed, the end line holds the checksum of the manifest's other lines,
+and the folder is written as a whole (into a temporary folder that then replaces
+the earlier export), so a manifest with its end line means a complete export. :func:`read_chip_export`
 verifies every checksum and reassembles the logical maps exactly (float64 files).
 """
 
@@ -32,9 +33,12 @@ from typing import Any
 import numpy as np
 
 from analogdecor import __version__
+from analogdecor._lock import DirLock
 from analogdecor.crossbar.arrays import array_edges
 from analogdecor.errors import ExportFormatError
+from analogdecor.export.formats import _write_folder
 from analogdecor.export.records import ConductanceExport, LayerRecord, collect_layers, digital_state
+from analogdecor.training.rundir import NPZ_ERRORS
 
 __all__ = ["CHIP_FORMAT", "export_run_chip", "read_chip_export", "write_chip_export"]
 
@@ -48,11 +52,9 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write(path: Path, data: bytes) -> str:
-    from analogdecor.training.rundir import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
+def _put(files: dict[str, bytes], name: str, data: bytes) -> str:
+    """Stage one file of the export (written all together by :func:`write_chip_export`); its sha256."""
+    files[name] = data
     return hashlib.sha256(data).hexdigest()
 
 
@@ -74,7 +76,7 @@ def write_chip_export(network: Any, out_dir: str | Path, *, meta: dict[str, Any]
     tile's own arrays (``mapping.array_rows`` / ``array_cols`` of the run; one array when unset).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {}
     tiles = dict(network.analog_layers())
     records = collect_layers(network)
     lines: list[dict[str, Any]] = []
@@ -102,23 +104,26 @@ def write_chip_export(network: Any, out_dir: str | Path, *, meta: dict[str, Any]
                     "layer": rec.name, "kind": rec.kind, "array": [r, c],
                     "row_offset": rows[r], "col_offset": cols[c], "rows": rows[r + 1] - rows[r],
                     "cols": cols[c + 1] - cols[c], "g_min": rec.g_min, "g_max": rec.g_max,
-                    "w_scale": rec.w_scale, "file": fname, "sha256": _write(out / fname, _npy_bytes(g)),
+                    "w_scale": rec.w_scale, "file": fname, "sha256": _put(files, fname, _npy_bytes(g)),
                 }  # fmt: skip
                 paths.append(out / fname)
                 if counts is not None:
                     pname = f"arrays/{rec.name}.a{r}_{c}.pulses.npy"
                     p = np.stack([counts[0][sl], counts[1][sl]]).astype(np.uint64)
                     line["pulses_file"] = pname
-                    line["pulses_sha256"] = _write(out / pname, _npy_bytes(p))
+                    line["pulses_sha256"] = _put(files, pname, _npy_bytes(p))
                     paths.append(out / pname)
                 lines.append(line)
     buf = io.BytesIO()
     np.savez(buf, **digital_state(network))  # type: ignore[arg-type]
     end = {"end": True, "arrays": len(lines), "digital": {"file": "digital.npz",
-                                                         "sha256": _write(out / "digital.npz", buf.getvalue())}}  # fmt: skip
+                                                         "sha256": _put(files, "digital.npz", buf.getvalue())}}  # fmt: skip
     paths.append(out / "digital.npz")
-    text = "\n".join(json.dumps(x, sort_keys=True) for x in [header, *lines, end]) + "\n"
-    _write(out / "manifest.jsonl", text.encode())
+    body = "".join(json.dumps(x, sort_keys=True) + "\n" for x in [header, *lines])
+    end["manifest_sha256"] = hashlib.sha256(body.encode()).hexdigest()  # the lines above, as written
+    files["manifest.jsonl"] = (body + json.dumps(end, sort_keys=True) + "\n").encode()
+    # The whole folder is replaced at once: a writer killed part-way leaves the earlier export whole.
+    _write_folder(out, files, lambda p: (p / "manifest.jsonl").is_file(), "a chip export (no manifest.jsonl)")
     return [out / "manifest.jsonl", *paths]
 
 
@@ -149,7 +154,8 @@ def read_chip_export(folder: str | Path, *, with_pulses: bool = False) -> Conduc
     if not path.is_file():
         raise ExportFormatError(f"{path} does not exist: not a chip export")
     try:
-        items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
         raise ExportFormatError(f"{path}: not a JSON-lines manifest ({exc})") from None
     if not items or items[0].get("format") != CHIP_FORMAT:
@@ -157,6 +163,12 @@ def read_chip_export(folder: str | Path, *, with_pulses: bool = False) -> Conduc
     if not items[-1].get("end"):
         raise ExportFormatError(f"{path}: no end line (the export is incomplete)")
     header, arrays, end = items[0], items[1:-1], items[-1]
+    body = text[: text.rstrip("\n").rfind("\n") + 1]  # every line before the end line
+    if hashlib.sha256(body.encode()).hexdigest() != end.get("manifest_sha256"):
+        raise ExportFormatError(
+            f"{path}: the manifest does not match its checksum (manifest_sha256 in the end line): it was "
+            "edited or corrupted after export"
+        )
     if end.get("arrays") != len(arrays):
         raise ExportFormatError(
             f"{path}: end line counts {end.get('arrays')} arrays, manifest lists {len(arrays)}"
@@ -199,7 +211,7 @@ def read_chip_export(folder: str | Path, *, with_pulses: bool = False) -> Conduc
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             digital = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
+    except NPZ_ERRORS as exc:
         raise ExportFormatError(f"{folder / d['file']}: not readable ({exc})") from None
     meta = {k: v for k, v in header.items() if k != "layers"}
     if with_pulses:
@@ -208,23 +220,26 @@ def read_chip_export(folder: str | Path, *, with_pulses: bool = False) -> Conduc
 
 
 def export_run_chip(run_dir: str | Path, out: str | Path | None = None, *, deploy: str | None = None,
-                    array_size: tuple[int | None, int | None] | None = None) -> list[Path]:  # fmt: skip
+                    array_size: tuple[int | None, int | None] | None = None, force: bool = False) -> list[Path]:  # fmt: skip
     """``analogdecor export RUN_DIR --format chip [--deploy MODE] [--array-size RxC]``.
 
     ``deploy`` (:mod:`analogdecor.deploy`): folded exports W R (a network without R; its run_config
     says so, so that import rebuilds it), digital exports W only with R among the digital
     parameters, separate (or None) the tiles as trained. Default folder RUN_DIR/export/chip[-MODE].
+    Only a ``finished`` run is exported unless ``force`` (as :func:`analogdecor.export.export_run`).
     """
     from analogdecor.config import to_dict, with_overrides
     from analogdecor.deploy import deploy_network
     from analogdecor.export.api import _run_meta
     from analogdecor.training import load_run
-    from analogdecor.training.rundir import load_run_config
+    from analogdecor.training.rundir import check_run_status, load_run_config
 
     run_dir = Path(run_dir)
-    cfg, network = load_run(run_dir)
-    _, tile_cfg = load_run_config(run_dir)
-    meta = _run_meta(run_dir, cfg)
+    with DirLock(run_dir, "run directory", shared=True, purpose="export").acquire():
+        check_run_status(run_dir, force=force, action="export")
+        cfg, network = load_run(run_dir)
+        _, tile_cfg = load_run_config(run_dir)
+        meta = _run_meta(run_dir, cfg)
     meta["deploy"] = deploy or "as trained"
     if deploy is not None:
         network = deploy_network(network, deploy, backend=cfg.backend, tile_config=tile_cfg,

@@ -254,6 +254,7 @@ def _write_folder(folder: Path, files: dict[str, bytes], is_ours: Callable[[Path
         raise output_error(parent, exc, "create a folder in") from None
     try:
         for name, data in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             with (tmp / name).open("wb") as fh:
                 fh.write(data)
                 fh.flush()
