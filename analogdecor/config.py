@@ -76,8 +76,12 @@ def check_range(obj: Any, name: str, lo: float, hi: float) -> None:
         raise ConfigError(f"{_where(obj, name)} = {value!r}: must lie in [{lo}, {hi}]")
 
 
-def check_int(obj: Any, name: str, *, minimum: int | None = None, allow_none: bool = False) -> None:
-    """Raise unless ``obj.name`` is an int (not bool) >= minimum (or None when allowed)."""
+def check_int(obj: Any, name: str, *, minimum: int | None = None, allow_none: bool = False,
+              maximum: int | None = None, why: str = "") -> None:  # fmt: skip
+    """Raise unless ``obj.name`` is an int (not bool) in [minimum, maximum] (or None when allowed).
+
+    ``why`` says in the message why a value above ``maximum`` cannot run.
+    """
     value = getattr(obj, name)
     if allow_none and value is None:
         return
@@ -85,6 +89,8 @@ def check_int(obj: Any, name: str, *, minimum: int | None = None, allow_none: bo
         raise ConfigError(f"{_where(obj, name)} = {value!r}: must be an integer")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{_where(obj, name)} = {value!r}: must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{_where(obj, name)} = {value!r}: must be <= {maximum}" + (f" ({why})" if why else ""))
 
 
 def check_choice(obj: Any, name: str, choices: typing.Iterable[Any]) -> None:

@@ -384,3 +384,129 @@ def test_chip_export_manifest_edits_are_detected_and_rewrites_are_whole(tmp_path
     write_chip_export(net, folder)  # over the damaged one: replaced as a whole, stale files gone
     assert read_chip_export(folder).layers[0].shape == (8, 16)
     assert not [p for p in tmp_path.iterdir() if p.name != "chip"]  # no temporary folder left behind
+
+
+# --------------------------------------------------------------------------- poor: clear errors
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s.pop("config_json"), "lacks config_json"),
+        (lambda s: s.update(config_json="{not json"), "not valid JSON"),
+        (lambda s: s.update(config_json='{"device": {"no_such_field": 1}}'), "not a valid TileConfig"),
+    ],
+    ids=["missing", "not JSON", "unknown field"],
+)
+def test_tile_from_state_dict_with_a_bad_config_is_a_data_error(edit, message):
+    """Was: a bare KeyError or JSONDecodeError."""
+    from analogdecor.crossbar.tile import Tile
+
+    state = Tile(3, 4, seed=0).state_dict()
+    edit(state)
+    with pytest.raises(DataError, match=message):
+        Tile.from_state_dict(state)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_model_or_checkpoint_is_a_data_error(tmp_path, damage):
+    """Was: zipfile.BadZipFile (or zlib.error) from load_run and resume."""
+    from analogdecor.training import load_run, resume
+
+    out = tmp_path / "run"
+    cfg = from_dict(TrainConfig, {**SMALL, "optim": {"epochs": 2, "batch_size": 32}})
+    train(cfg, out, progress=False)
+    for name in ("model.npz",):
+        data = bytearray((out / name).read_bytes())
+        if damage == "truncate":
+            data = data[: len(data) // 2]
+        else:
+            data[len(data) // 3] ^= 0xFF
+        (out / name).write_bytes(bytes(data))
+    with pytest.raises(DataError):
+        load_run(out)
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": "interrupted", "epochs_completed": 1}))
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError):
+        resume(out, progress=False)
+
+
+@pytest.mark.parametrize("status", ["diverged", "running", "interrupted", "failed"])
+def test_export_and_evaluate_refuse_unfinished_runs_unless_forced(tmp_path, status, capsys):
+    from analogdecor.export import export_run
+
+    out = tmp_path / "run"
+    train(from_dict(TrainConfig, SMALL), out, progress=False)
+    info = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**info, "status": status}))
+    with pytest.raises(DataError, match=r"refusing to export.*--force"):
+        export_run(out)
+    assert main(["evaluate", str(out), "--model", "none", "--seeds", "1", "--times", "1s", "--quiet"]) == 2
+    assert "refusing to evaluate" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=status):
+        export_run(out, force=True)
+
+
+def test_labels_outside_the_classes_are_an_error(tmp_path):
+    """Was: one stray label 200 in an IDX directory silently made 201 classes."""
+    from analogdecor.data import load_dataset
+    from analogdecor.data.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 4, 4), dtype=np.uint8))
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        if split == "t10k":
+            labels[3] = 200
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", labels)
+    with pytest.raises(DataError, match="never occur in the training labels"):
+        load_dataset("idx", tmp_path)
+    with pytest.raises(DataError, match="labels go up to 200 but the data set 'idx' has 10 classes"):
+        load_dataset("idx", tmp_path, n_classes=10)
+
+
+def test_scheduler_address_errors_are_clear(tmp_path):
+    """Was: a raw OSError / ValueError traceback from dask.distributed."""
+    from analogdecor.errors import ConfigError
+    from analogdecor.sweep.runner import _connect
+
+    with pytest.raises(ConfigError, match="scheduler = 'not an address'"):
+        _connect("not an address")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"seed": 2**70}, "seed"),
+        ({"optim": {"lr": 1e300}}, "lr"),
+        ({"tile": {"forward.out_bits": 2000}}, "out_bits"),
+        ({"tile": {"update.desired_bl": 10**9}}, "desired_bl"),
+        ({"tile": {"mapping.levels": 2**70}}, "levels"),
+        ({"tile": {"device.dw_min": 1e-300}}, "dw_min"),
+    ],
+    ids=["seed", "lr", "out_bits", "desired_bl", "levels", "dw_min"],
+)
+def test_settings_that_cannot_run_are_refused_up_front(overrides, field):
+    """Each was accepted and then failed (or diverged) inside the kernels or when the run was saved."""
+    from analogdecor.errors import ConfigError
+    from analogdecor.training.config import resolve_tile_config
+
+    with pytest.raises(ConfigError, match=field):
+        resolve_tile_config(from_dict(TrainConfig, {**SMALL, "backend": "numba", **overrides}))
+
+
+def test_a_finished_sweep_run_whose_files_are_gone_runs_again(tmp_path):
+    """Was: a record saying 'ok' was trusted although its run directory had lost model.npz."""
+    from analogdecor.sweep.results import write_result
+    from analogdecor.sweep.runner import execute_run
+    from analogdecor.sweep.spec import PlannedRun, plain_config
+    from analogdecor.sweep.target import TrainingTarget
+
+    cfg = from_dict(TrainConfig, SMALL)
+    run = PlannedRun(run_id="lost", overrides={}, config=cfg)
+    run_dir = tmp_path / "runs" / "lost"
+    run_dir.mkdir(parents=True)
+    write_result(run_dir, {"run_id": "lost", "attempt": "old", "status": "ok", "config": plain_config(cfg)})
+    record = execute_run(run, str(tmp_path), "new", TrainingTarget())
+    assert record["attempt"] == "new"
+    assert record["status"] == "ok"
+    assert (run_dir / "model.npz").is_file()

@@ -16,6 +16,10 @@ from analogdecor.config import check_choice, check_int, check_nonneg, check_posi
 from analogdecor.devices.config import DeviceConfig
 from analogdecor.errors import ConfigError
 
+#: Longest pulse train a config may ask for (update.desired_bl): beyond it the per-sample line
+#: masks (desired_bl / 64 words per line) outgrow memory for ordinary layer sizes.
+MAX_BL = 4096
+
 
 def levels_step(bits: int | None, bound: float) -> float:
     """Quantisation step of a signed converter with ``bits`` bits over [-bound, bound] (0: none).
@@ -57,8 +61,9 @@ class IOConfig:
     """Maximum number of reads per vector under iterative bound management."""
 
     def __post_init__(self) -> None:
-        check_int(self, "inp_bits", minimum=2, allow_none=True)
-        check_int(self, "out_bits", minimum=2, allow_none=True)
+        why = "signals are float32, which resolves 24 bits; more bits change nothing and 2**bits overflows"
+        check_int(self, "inp_bits", minimum=2, allow_none=True, maximum=32, why=why)
+        check_int(self, "out_bits", minimum=2, allow_none=True, maximum=32, why=why)
         check_positive(self, "inp_bound")
         check_positive(self, "out_bound")
         for name in ("inp_noise", "w_noise", "out_noise"):
@@ -100,7 +105,8 @@ class UpdateConfig:
 
     def __post_init__(self) -> None:
         check_choice(self, "pulse_type", ("stochastic", "deterministic", "none"))
-        check_int(self, "desired_bl", minimum=1)
+        check_int(self, "desired_bl", minimum=1, maximum=MAX_BL,
+                  why="the pulse-train masks take desired_bl / 64 words per line and sample")  # fmt: skip
         if self.update_bl_management and not self.update_management:
             # aihwkit (PulsedUpdateMetaParameter::initialize) silently turns update management on with
             # BL management; honouring the flag instead shrinks the update when |x| and |d| differ.
@@ -147,7 +153,8 @@ class MappingConfig:
         if self.g_max <= self.g_min:
             raise ConfigError(f"MappingConfig.g_max = {self.g_max!r} must be > g_min = {self.g_min!r}")
         check_positive(self, "w_scale", allow_none=True)
-        check_int(self, "levels", minimum=0)
+        check_int(self, "levels", minimum=0, maximum=2**24,
+                  why="float32 weights resolve at most 2**24 levels; the kernels take it as a 64-bit integer")  # fmt: skip
         if self.levels == 1:
             raise ConfigError("MappingConfig.levels = 1: needs 0 (continuous) or >= 2 levels")
 

@@ -30,7 +30,7 @@ from analogdecor.devices.arrays import (
     draw_device_arrays,
     draw_pair_arrays,
 )
-from analogdecor.errors import ConfigError, NonFiniteError, ShapeError
+from analogdecor.errors import ConfigError, DataError, NonFiniteError, ShapeError
 
 __all__ = ["Tile"]
 
@@ -609,12 +609,31 @@ class Tile:
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Tile:
-        """A new tile rebuilt from :meth:`state_dict` output (config included)."""
-        config = from_dict(TileConfig, json.loads(str(state["config_json"])))
-        seed = int(state.get("seed", 0))
-        dseed = int(state.get("device_seed", -1))
-        tile = cls(int(state["out_size"]), int(state["in_size"]), config, seed=seed,
-                   device_seed=None if dseed < 0 else dseed)  # fmt: skip
+        """A new tile rebuilt from :meth:`state_dict` output (config included).
+
+        A state without ``config_json``, ``out_size`` or ``in_size``, or with a
+        ``config_json`` that is not a TileConfig, is a :class:`DataError` naming the entry.
+        """
+        missing = [k for k in ("config_json", "out_size", "in_size") if k not in state]
+        if missing:
+            raise DataError(f"tile state lacks {', '.join(missing)}: not written by Tile.state_dict")
+        try:
+            raw = json.loads(str(state["config_json"]))
+        except ValueError as exc:
+            raise DataError(f"tile state: config_json is not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise DataError(f"tile state: config_json holds {type(raw).__name__}, expected a TileConfig table")
+        try:
+            config = from_dict(TileConfig, raw)
+        except ConfigError as exc:
+            raise DataError(f"tile state: config_json is not a valid TileConfig ({exc})") from None
+        try:
+            seed = int(state.get("seed", 0))
+            dseed = int(state.get("device_seed", -1))
+            out_size, in_size = int(state["out_size"]), int(state["in_size"])
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"tile state: seed or sizes are not integers ({exc})") from None
+        tile = cls(out_size, in_size, config, seed=seed, device_seed=None if dseed < 0 else dseed)
         tile.load_state_dict(state)
         return tile
 

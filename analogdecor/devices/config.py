@@ -153,6 +153,11 @@ class DeviceConfig:
         check_choice(self, "model", DEVICE_MODELS)
         for name in ("dw_min",):
             check_positive(self, name)
+        if self.dw_min < 1e-9:  # a smaller step is lost in float32 weights and overflows the pulse counts
+            raise ConfigError(
+                f"DeviceConfig.dw_min = {self.dw_min!r}: must be >= 1e-9 (a smaller step is below the float32 "
+                "resolution of the weights and overflows the pulse-count arithmetic)"
+            )
         for name in (
             "dw_min_dtod", "dw_min_std", "up_down_dtod", "w_min_dtod", "w_max_dtod",
             "gamma_up_dtod", "gamma_down_dtod", "pow_gamma_dtod", "pow_up_down_dtod",

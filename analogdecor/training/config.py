@@ -160,6 +160,10 @@ class OptimConfig:
         check_choice(self, "optimizer", ("sgd", "adam"))
         check_positive(self, "lr")
         check_positive(self, "analog_lr", allow_none=True)
+        for name in ("lr", "analog_lr"):  # tiles compute in float32: a larger rate is inf there
+            value = getattr(self, name)
+            if value is not None and value > 1e30:
+                raise ConfigError(f"OptimConfig.{name} = {value!r}: must be <= 1e30 (tiles compute in float32)")
         check_int(self, "batch_size", minimum=1)
         check_int(self, "epochs", minimum=1)
         check_choice(self, "analog_update", ("per_sample", "low_rank", "mixed"))
@@ -208,7 +212,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.tile has key {key!r}: keys are dotted paths such as 'device.dw_min'"
                 )
-        check_int(self, "seed", minimum=0)
+        check_int(self, "seed", minimum=0, maximum=2**63 - 1,
+                  why="seeds are stored as 64-bit integers in model.npz and the tiles' states")  # fmt: skip
         if (
             self.decorrelation.enabled
             and self.decorrelation.on_tile
