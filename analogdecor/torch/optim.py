@@ -83,6 +83,20 @@ class AnalogSGD(torch.optim.Optimizer):
             updater.chi[key] = state["chi"].numpy()  # the updater works in place on the tensor's memory
         return updater
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As :meth:`torch.optim.Optimizer.load_state_dict`, keeping the accumulators float64.
+
+        torch casts floating-point optimiser state to its parameter's dtype (float32 here); the
+        mixed-precision accumulators ``chi`` are restored bit for bit instead.
+        """
+        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        super().load_state_dict(state_dict)
+        for i, p in zip(saved_ids, params, strict=False):
+            chi = state_dict["state"].get(i, {}).get("chi")
+            if chi is not None:
+                self.state[p]["chi"] = chi.detach().to(torch.float64, copy=True).contiguous()
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Pulsed updates of the tiles, SGD steps of the digital parameters, then every R's step."""
