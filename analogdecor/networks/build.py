@@ -161,20 +161,10 @@ def build_network(
             fan_in, fan_out = shp[0], int(spec.units or 0)
         else:
             fan_in, fan_out = shp[0] * spec.kernel**2, int(spec.channels or 0)
-        W = init_weights((fan_out, fan_in), fan_in, init, init_rng, fan_out=fan_out, activation=activation)
-        bias = init_bias(fan_out, fan_in, init, init_rng)
-        tile = make_tile(backend, fan_out, fan_in, tile_config, seed=tile_seeds[2 * p])
-        alpha = 1.0
-        if weight_scaling is not None and is_analog(tile):
-            alpha = float(np.abs(W).max()) / weight_scaling
-            W = (W / np.float32(alpha)).astype(np.float32)
-        tile.set_weights(W)
-        decor = None
-        if decorrelation is not None and decorrelation.enabled:
-            rtile = None
-            if decorrelation.on_tile:
-                rtile = make_tile(backend, fan_in, fan_in, tile_config, seed=tile_seeds[2 * p + 1])
-            decor = Decorrelator(fan_in, decorrelation, tile=rtile)
+        tile, bias, alpha, decor = weight_parts(
+            backend, fan_out, fan_in, tile_config, (tile_seeds[2 * p], tile_seeds[2 * p + 1]), init=init,
+            init_rng=init_rng, activation=activation, weight_scaling=weight_scaling, decorrelation=decorrelation,
+        )  # fmt: skip
         act = "identity" if last else activation
         if spec.kind == "dense":
             layers.append(DenseLayer(tile=tile, bias=bias, activation=act, decor=decor, out_scale=alpha))
@@ -187,6 +177,34 @@ def build_network(
             )
         p += 1
     return Network(layers, slope=slope)
+
+
+def weight_parts(
+    backend: str, fan_out: int, fan_in: int, tile_config: TileConfig | None, seeds: tuple[int, int], *,
+    init: str, init_rng: np.random.Generator, activation: str, weight_scaling: float | None,
+    decorrelation: DecorrelationConfig | None,
+) -> tuple[Any, np.ndarray, float, Decorrelator | None]:  # fmt: skip
+    """A parameter layer's (tile, bias, digital scale alpha, decorrelator), the same for dense and conv.
+
+    The weights are drawn by the ``init`` scheme before any scaling (so every backend starts from the
+    same alpha W); on an analogue tile with ``weight_scaling`` they are stored as W / alpha with
+    alpha = max|W| / weight_scaling. R gets its own tile (seed ``seeds[1]``) when decorrelating on tiles.
+    """
+    W = init_weights((fan_out, fan_in), fan_in, init, init_rng, fan_out=fan_out, activation=activation)
+    bias = init_bias(fan_out, fan_in, init, init_rng)
+    tile = make_tile(backend, fan_out, fan_in, tile_config, seed=seeds[0])
+    alpha = 1.0
+    if weight_scaling is not None and is_analog(tile):
+        alpha = float(np.abs(W).max()) / weight_scaling
+        W = (W / np.float32(alpha)).astype(np.float32)
+    tile.set_weights(W)
+    decor = None
+    if decorrelation is not None and decorrelation.enabled:
+        rtile = None
+        if decorrelation.on_tile:
+            rtile = make_tile(backend, fan_in, fan_in, tile_config, seed=seeds[1])
+        decor = Decorrelator(fan_in, decorrelation, tile=rtile)
+    return tile, bias, alpha, decor
 
 
 def _out_shape(i: int, spec: LayerSpec, shape: tuple[int, ...]) -> tuple[int, ...]:

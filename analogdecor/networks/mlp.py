@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogdecor.backends import is_analog, make_tile
 from analogdecor.crossbar.config import TileConfig
-from analogdecor.decorrelation import DecorrelationConfig, Decorrelator
+from analogdecor.decorrelation import DecorrelationConfig
 from analogdecor.errors import ConfigError, ShapeError
 from analogdecor.networks.activations import ACTIVATIONS
+from analogdecor.networks.build import weight_parts
 from analogdecor.networks.cache import LayerCache
-from analogdecor.networks.init import init_bias, init_weights
 from analogdecor.networks.network import DenseLayer, Network
 
 __all__ = ["MLP", "DenseLayer", "LayerCache"]
@@ -101,20 +100,11 @@ class MLP(Network):
         n = len(widths) - 1
         for i in range(n):
             fan_in, fan_out = widths[i], widths[i + 1]
-            W = init_weights((fan_out, fan_in), fan_in, init, init_rng, fan_out=fan_out, activation=activation)
-            bias = init_bias(fan_out, fan_in, init, init_rng)
-            tile = make_tile(backend, fan_out, fan_in, tile_config, seed=tile_seeds[2 * i])
-            alpha = 1.0
-            if weight_scaling is not None and is_analog(tile):
-                alpha = float(np.abs(W).max()) / weight_scaling
-                W = (W / np.float32(alpha)).astype(np.float32)
-            tile.set_weights(W)
-            decor = None
-            if decorrelation is not None and decorrelation.enabled:
-                rtile = None
-                if decorrelation.on_tile:
-                    rtile = make_tile(backend, fan_in, fan_in, tile_config, seed=tile_seeds[2 * i + 1])
-                decor = Decorrelator(fan_in, decorrelation, tile=rtile)
+            tile, bias, alpha, decor = weight_parts(
+                backend, fan_out, fan_in, tile_config, (tile_seeds[2 * i], tile_seeds[2 * i + 1]), init=init,
+                init_rng=init_rng, activation=activation, weight_scaling=weight_scaling,
+                decorrelation=decorrelation,
+            )  # fmt: skip
             layers.append(
                 DenseLayer(
                     tile=tile,
