@@ -88,19 +88,10 @@ def _torch_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
         nn.Linear(1000, cfg.n_classes),
     )  # fmt: skip
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    xt = torch.tensor(x.reshape(-1, *cfg.in_shape))
-    yt = torch.tensor(y)
-
-    def step() -> None:
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(xt), yt).backward()
-        opt.step()
-
-    return step
+    return _sgd_step(model, opt, x.reshape(-1, *cfg.in_shape), y)
 
 
 def _aihwkit_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
-    import torch
     from aihwkit.nn import AnalogConv2d, AnalogLinear, AnalogSequential
     from aihwkit.optim import AnalogSGD
     from torch import nn
@@ -120,12 +111,18 @@ def _aihwkit_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
     )  # fmt: skip
     opt = AnalogSGD(model.parameters(), lr=0.01)
     opt.regroup_param_groups(model)
-    xt = torch.tensor(x.reshape(-1, *cfg.in_shape))
-    yt = torch.tensor(y)
+    return _sgd_step(model, opt, x.reshape(-1, *cfg.in_shape), y)
+
+
+def _sgd_step(model: Any, opt: Any, x: np.ndarray, y: np.ndarray):
+    """One cross-entropy training step of a torch ``model`` with ``opt`` on the batch (x, y)."""
+    import torch
+
+    xt, yt = torch.tensor(x), torch.tensor(y)
 
     def step() -> None:
         opt.zero_grad()
-        nn.functional.cross_entropy(model(xt), yt).backward()
+        torch.nn.functional.cross_entropy(model(xt), yt).backward()
         opt.step()
 
     return step
