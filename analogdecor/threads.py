@@ -57,11 +57,26 @@ def _cpu_times() -> tuple[float, float] | None:
     return idle, sum(values[:8])
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds used so far by every thread of this process (user + system)."""
+    t = os.times()
+    return float(t.user + t.system)
+
+
+def _clock_ticks() -> float:
+    """Jiffies per second of /proc/stat."""
+    try:
+        return float(os.sysconf("SC_CLK_TCK"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - POSIX always has it
+        return 100.0
+
+
 def free_cores(window_s: float = 0.1) -> int:
     """Cores left idle by every process on the machine, measured over ``window_s`` seconds.
 
     The idle share of all CPUs (/proc/stat) times their number, rounded, within
-    [1, :func:`available_cpus`]. Without /proc/stat: CPUs minus the 1-minute
+    [1, :func:`available_cpus`]; CPU time of this process's own threads during the window
+    (e.g. BLAS or OpenMP workers still spinning after a call) counts as idle. Without /proc/stat: CPUs minus the 1-minute
     load average. A snapshot: it sees the processes running now, not those
     about to start.
     """
@@ -69,10 +84,14 @@ def free_cores(window_s: float = 0.1) -> int:
     total_cpus = os.cpu_count() or n
     a = _cpu_times()
     if a is not None:
+        own_a = _own_cpu_s()
         time.sleep(window_s)
         b = _cpu_times()
         if b is not None and b[1] > a[1]:
-            idle_share = (b[0] - a[0]) / (b[1] - a[1])
+            # this process's own threads (BLAS/OpenMP threads still spinning after their last call)
+            # are not competitors: their CPU time counts as idle
+            own = max(0.0, _own_cpu_s() - own_a) * _clock_ticks()
+            idle_share = min(1.0, (b[0] - a[0] + own) / (b[1] - a[1]))
             return int(min(n, max(1, round(idle_share * total_cpus))))
     if hasattr(os, "getloadavg"):
         return int(min(n, max(1, round(total_cpus - os.getloadavg()[0]))))

@@ -292,3 +292,41 @@ def test_conv_bench_runs_and_reports_ratios():
     assert res["ratios"]["decor_over_plain_float"] > 0
     assert res["ratios"]["float_over_torch"] is None
     assert "decor_over_plain_float" in format_conv_report(res)
+
+
+def test_conv_kernels_give_the_same_bits_on_one_or_two_threads(monkeypatch):
+    """im2col, col2im and max pooling: serial and parallel builds agree bit for bit (one image, one
+    thread, a fixed order), with ties and NaN resolved as numpy's argmax (first maximum, first NaN)."""
+    import numba
+
+    from analogdecor.networks import _conv_kernels
+    from analogdecor.networks.conv import pool2d_backward, pool2d_forward
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 3, 9, 8)).astype(np.float32)
+    x[0, 0, :2, :2] = 1.5  # a tie in a window
+    x[1, 2, 2, 3] = np.nan
+    x[1, 2, 3, 2] = np.nan  # two NaN in one window: the first one wins
+    cols_g = rng.standard_normal(im2col(x, 3, 2, 1).shape).astype(np.float32)
+    g = rng.standard_normal((5, 3, 4, 4)).astype(np.float32)
+
+    def run():
+        y, arg = pool2d_forward(x, 2, 2, "max")
+        return im2col(x, 3, 2, 1), col2im(cols_g, x.shape, 3, 2, 1), y, arg, pool2d_backward(g, x.shape, 2, 2, arg)
+
+    serial = run()
+    monkeypatch.setattr(_conv_kernels, "PARALLEL_MIN_ELEMENTS", 0)
+    n = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        par = run()
+    finally:
+        numba.set_num_threads(n)
+    for a, b in zip(serial, par, strict=True):
+        np.testing.assert_array_equal(a, b)
+    _y, arg = serial[2], serial[3]
+    win = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2].reshape(5, 3, 4, 4, 4)
+    np.testing.assert_array_equal(arg, np.argmax(win, axis=-1))
+    assert arg[0, 0, 0, 0] == 0
+    assert np.isnan(serial[2][1, 2, 1, 1])
+    assert arg[1, 2, 1, 1] == 1

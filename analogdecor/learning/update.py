@@ -115,7 +115,10 @@ class AnalogUpdater:
         chi = self.chi.get(key)
         if chi is None:
             chi = self.chi[key] = np.zeros((tile.out_size, tile.in_size), dtype=np.float64)
-        chi -= (lr / (B * alpha)) * (delta.T.astype(np.float64) @ z.astype(np.float64))
+        # the batch gradient as one float32 GEMM (half the time of a float64 one, and no float64 copies
+        # of B x P conv patch rows), accumulated into the float64 chi that keeps the remainders
+        g = np.asarray(delta, dtype=np.float32).T @ np.asarray(z, dtype=np.float32)
+        chi -= (lr / (B * alpha)) * g.astype(np.float64)
         if hasattr(tile, "apply_accumulator"):  # emulated crossbar: exact pulse counts, one kernel pass
             tile.apply_accumulator(chi)
             return

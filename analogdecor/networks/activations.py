@@ -17,7 +17,10 @@ def activate(a: np.ndarray, kind: str, slope: float = 0.01) -> np.ndarray:
     if kind == "relu":
         return np.maximum(a, a.dtype.type(0.0))
     if kind == "leaky_relu":
-        return np.where(a > 0, a, a.dtype.type(slope) * a)
+        s = a.dtype.type(slope)
+        if 0.0 <= slope <= 1.0:  # max(a, s a) is a for a > 0 and s a otherwise: the same bits, one pass less
+            return np.maximum(a, s * a)
+        return np.where(a > 0, a, s * a)
     if kind == "tanh":
         return np.tanh(a)
     if kind == "sigmoid":
@@ -35,7 +38,7 @@ def derivative(a: np.ndarray, h: np.ndarray, kind: str, slope: float = 0.01) -> 
     if kind == "relu":
         return (a > 0).astype(a.dtype)
     if kind == "leaky_relu":
-        return np.where(a > 0, t(1.0), t(slope)).astype(a.dtype)
+        return np.where(a > 0, t(1.0), t(slope)).astype(a.dtype, copy=False)
     if kind == "tanh":
         return (t(1.0) - h * h).astype(a.dtype)
     if kind == "sigmoid":

@@ -34,6 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from analogdecor.backends import FloatTile
 from analogdecor.decorrelation import Decorrelator, fold_linear
 from analogdecor.errors import ShapeError
+from analogdecor.networks import _conv_kernels as _k
 from analogdecor.networks.activations import activate
 from analogdecor.networks.cache import LayerCache
 
@@ -59,15 +60,14 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
     """Patch rows of the images ``x`` (B, C, H, W): (B * Ho * Wo, C * k * k), float32.
 
     Row (b, i, j) holds the zero-padded window x[b, :, i s - p : i s - p + k, j s - p : j s - p + k]
-    flattened in (channel, row, column) order.
+    flattened in (channel, row, column) order. One numba pass (no padded copy of the images).
     """
-    x = np.asarray(x, dtype=np.float32)
-    B, C, _H, _W = x.shape
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
-    Ho, Wo = win.shape[2], win.shape[3]
-    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(B * Ho * Wo, C * kernel * kernel)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    B, C, H, W = x.shape
+    Ho, Wo = conv_out_size(H, kernel, stride, padding), conv_out_size(W, kernel, stride, padding)
+    out = np.empty((B * Ho * Wo, C * kernel * kernel), dtype=np.float32)
+    _k.im2col_into(x, int(kernel), int(stride), int(padding), out)
+    return out
 
 
 def col2im(
@@ -75,29 +75,30 @@ def col2im(
 ) -> np.ndarray:
     """Adjoint of :func:`im2col`: sum every patch row back onto the image of ``shape`` (B, C, H, W).
 
-    k^2 vectorised strided adds (one per kernel offset), never a loop over patches.
+    One numba pass over the patch rows (per image, rows and columns in ascending order).
     """
-    B, C, H, W = shape
+    B, C, H, W = (int(s) for s in shape)
     Ho, Wo = conv_out_size(H, kernel, stride, padding), conv_out_size(W, kernel, stride, padding)
-    c = np.asarray(cols, dtype=np.float32).reshape(B, Ho, Wo, C, kernel, kernel).transpose(0, 3, 4, 5, 1, 2)
-    out = np.zeros((B, C, H + 2 * padding, W + 2 * padding), dtype=np.float32)
-    for i in range(kernel):
-        for j in range(kernel):
-            out[:, :, i : i + stride * Ho : stride, j : j + stride * Wo : stride] += c[:, :, i, j]
-    if padding:
-        out = out[:, :, padding : padding + H, padding : padding + W]
-    return np.ascontiguousarray(out)
+    cols = np.ascontiguousarray(cols, dtype=np.float32)
+    if cols.shape != (B * Ho * Wo, C * kernel * kernel):
+        raise ShapeError(f"col2im: cols has shape {cols.shape}, expected {(B * Ho * Wo, C * kernel * kernel)}")
+    out = np.zeros((B, C, H, W), dtype=np.float32)
+    _k.col2im_into(cols, int(kernel), int(stride), int(padding), out)
+    return out
 
 
 def pool2d_forward(x: np.ndarray, size: int, stride: int, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Max or average pooling of (B, C, H, W) without padding: (output, argmax within each window or None)."""
-    win = sliding_window_view(np.asarray(x, dtype=np.float32), (size, size), axis=(2, 3))[
-        :, :, ::stride, ::stride
-    ]
-    flat = win.reshape(*win.shape[:4], size * size)
+    x = np.ascontiguousarray(x, dtype=np.float32)
     if kind == "max":
-        arg = np.argmax(flat, axis=-1)
-        return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0], arg
+        B, C, H, W = x.shape
+        Ho, Wo = conv_out_size(H, size, stride, 0), conv_out_size(W, size, stride, 0)
+        out = np.empty((B, C, Ho, Wo), dtype=np.float32)
+        arg = np.empty((B, C, Ho, Wo), dtype=np.int64)
+        _k.maxpool_into(x, int(size), int(stride), out, arg)
+        return out, arg
+    win = sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
+    flat = win.reshape(*win.shape[:4], size * size)
     return flat.mean(axis=-1, dtype=np.float32), None
 
 
@@ -108,12 +109,14 @@ def pool2d_backward(
     B, C, H, W = shape
     Ho, Wo = g.shape[2], g.shape[3]
     out = np.zeros((B, C, H, W), dtype=np.float32)
-    g = np.asarray(g, dtype=np.float32)
+    g = np.ascontiguousarray(g, dtype=np.float32)
+    if arg is not None:
+        _k.maxpool_backward_into(g, np.ascontiguousarray(arg, dtype=np.int64), int(size), int(stride), out)
+        return out
     share = g / np.float32(size * size)
     for i in range(size):
         for j in range(size):
-            part = g * (arg == i * size + j) if arg is not None else share
-            out[:, :, i : i + stride * Ho : stride, j : j + stride * Wo : stride] += part
+            out[:, :, i : i + stride * Ho : stride, j : j + stride * Wo : stride] += share
     return out
 
 
