@@ -330,3 +330,18 @@ def test_conv_kernels_give_the_same_bits_on_one_or_two_threads(monkeypatch):
     assert arg[0, 0, 0, 0] == 0
     assert np.isnan(serial[2][1, 2, 1, 1])
     assert arg[1, 2, 1, 1] == 1
+
+
+def test_conv_evaluation_runs_in_chunks_with_the_same_logits(monkeypatch):
+    """Network.forward splits a conv net's evaluation into chunks of images (bounded patch
+    matrices); the logits equal one whole-batch pass (integer weights: exact sums)."""
+    rng = np.random.default_rng(3)
+    net = _plain_conv_net(rng, 3, 1, 1, activation="relu")
+    x = _ints(rng, (7, 2, 7, 6))
+    whole = net.forward_pass(x, train=False)[-1].h
+    calls = []
+    real = net.forward_pass
+    monkeypatch.setattr(net, "forward_pass", lambda h, **kw: calls.append(len(h)) or real(h, **kw))
+    monkeypatch.setattr(type(net), "EVAL_MAX_ELEMENTS", 2 * net.elements_per_sample())
+    np.testing.assert_array_equal(net.forward(x), whole)
+    assert calls == [2, 2, 2, 1]

@@ -168,6 +168,11 @@ class Conv2dLayer:
         return int(self.tile.out_size)
 
     @property
+    def patch_elements(self) -> int:
+        """Elements of one image's patch matrix: Ho Wo positions x C_in k^2."""
+        return int(self.out_shape[1] * self.out_shape[2] * self.in_size)
+
+    @property
     def kernel_shape(self) -> tuple[int, int, int, int]:
         """(C_out, C_in, k, k): the tile's matrix reshaped as a torch Conv2d weight."""
         return (self.out_size, self.in_shape[0], self.kernel, self.kernel)

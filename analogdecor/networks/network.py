@@ -223,9 +223,26 @@ class Network:
             h = c.h
         return caches
 
+    EVAL_MAX_ELEMENTS = 1 << 23
+    """Evaluation of a conv net runs in chunks whose largest patch matrix has at most this many
+    elements (32 MiB of float32), so evaluating 1000 images never builds gigabyte patch matrices."""
+
+    def elements_per_sample(self) -> int:
+        """Largest array one sample makes a layer hold: its input, or its patch matrix (a conv)."""
+        return max(max(int(np.prod(layer.in_shape)), getattr(layer, "patch_elements", 0)) for layer in self.layers)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits (B, outputs) in evaluation mode (running means)."""
-        return self.forward_pass(x, train=False)[-1].h.reshape(len(x), -1)
+        """Logits (B, outputs) in evaluation mode (running means).
+
+        A network with convolutions runs in chunks of images (see ``EVAL_MAX_ELEMENTS``);
+        a dense network in one pass.
+        """
+        h = self._as_input(x)
+        if not any(hasattr(layer, "patch_elements") for layer in self.layers):
+            return self.forward_pass(h, train=False)[-1].h.reshape(len(h), -1)
+        step = max(1, self.EVAL_MAX_ELEMENTS // self.elements_per_sample())
+        parts = [self.forward_pass(h[s : s + step], train=False)[-1].h for s in range(0, len(h), step)]
+        return np.concatenate(parts, axis=0).reshape(len(h), -1) if parts else np.zeros((0, self.n_outputs), np.float32)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class per row of ``x`` (int64)."""
