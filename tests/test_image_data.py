@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import sys
 from pathlib import Path
 
@@ -53,6 +54,38 @@ def write_cifar100(root: Path, n_train=120, n_test=40, seed=0) -> dict[str, tupl
     return out
 
 
+def py2_dumps(d: dict) -> bytes:
+    """A dict pickled as Python 2's cPickle wrote the official CIFAR files (protocol 2).
+
+    Byte strings are py2 ``str`` (SHORT_BINSTRING/BINSTRING, no ``_codecs``) and the uint8
+    array is rebuilt by ``numpy.core.multiarray._reconstruct`` with a ``numpy.dtype`` state,
+    so the reader is tested on the opcodes and names of the originals, not on what Python 3 writes.
+    """
+
+    def text(b: bytes) -> bytes:
+        return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<i", len(b)) + b)
+
+    def num(i: int) -> bytes:
+        return b"K" + bytes([i]) if 0 <= i < 256 else b"J" + struct.pack("<i", i)
+
+    def obj(v) -> bytes:
+        if isinstance(v, bytes):
+            return text(v)
+        if isinstance(v, int):
+            return num(v)
+        if isinstance(v, list):
+            return b"](" + b"".join(obj(x) for x in v) + b"e"
+        assert isinstance(v, np.ndarray)
+        assert (v.dtype, v.ndim) == (np.uint8, 2)
+        dtype = (b"cnumpy\ndtype\n" + text(b"u1") + num(0) + num(1) + b"\x87R"
+                 + b"(" + num(3) + text(b"|") + b"NNN" + num(-1) + num(-1) + num(0) + b"tb")  # fmt: skip
+        return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + num(0) + b"\x85" + text(b"b")
+                + b"\x87R(" + num(1) + num(v.shape[0]) + num(v.shape[1]) + b"\x86" + dtype + b"\x89"
+                + text(v.tobytes()) + b"tb")  # fmt: skip
+
+    return b"\x80\x02}(" + b"".join(obj(k) + obj(v) for k, v in d.items()) + b"u."
+
+
 WNIDS = ["n02124075", "n01443537", "n04067472"]  # deliberately not sorted in wnids.txt
 
 
@@ -98,6 +131,27 @@ def test_cifar100_reads_the_official_layout_with_fine_labels(tmp_path, monkeypat
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "env"))
     write_cifar100(tmp_path / "env" / "cifar100" / "cifar-100-python")
     assert load_dataset("cifar100", n_train=10, seed=3).x_train.shape == (10, 3072)
+
+
+def test_cifar100_pickled_by_python2_as_the_originals(tmp_path):
+    root = tmp_path / "cifar-100-python"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for name, n in (("train", 30), ("test", 10)):
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        fine = rng.integers(0, 100, size=n).tolist()
+        (root / name).write_bytes(py2_dumps({b"filenames": [b"a.png"] * n, b"batch_label": b"training batch 1 of 1",
+                                             b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine],
+                                             b"data": data}))  # fmt: skip
+        arrays[name] = (data, fine)
+    (root / "meta").write_bytes(py2_dumps({b"fine_label_names": [b"apple"] * 100,
+                                           b"coarse_label_names": [b"fruit"] * 20}))  # fmt: skip
+    assert b"_codecs" not in (root / "train").read_bytes()
+    d = load_dataset("cifar100", tmp_path)
+    np.testing.assert_array_equal(d.x_train, (arrays["train"][0] * np.float32(1 / 255)).astype(np.float32))
+    np.testing.assert_array_equal(d.y_train, arrays["train"][1])
+    np.testing.assert_array_equal(d.y_test, arrays["test"][1])
 
 
 class _RunsShell:

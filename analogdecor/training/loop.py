@@ -363,6 +363,7 @@ def _fit(
                 bar.write(
                     f"epoch {epoch}/{o.epochs}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
                     f"test loss {test_loss:.4f} acc {test_acc:.4f}"
+                    + (f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else "")
                 )
             if status == "diverged":
                 break
