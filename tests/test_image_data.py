@@ -486,3 +486,13 @@ def test_cli_flags_reach_the_config(tmp_path, capsys):
         assert line in text
     assert main(["train", "--validation", "500", "--print-config"]) == 0
     assert "validation = 500" in capsys.readouterr().out
+
+
+def test_evaluate_sees_the_data_as_the_run_did(tmp_path):
+    from analogdecor.inference.evaluate import EvaluateConfig, evaluate_run
+
+    cfg = apply_overrides(TrainConfig(), {"model.hidden": [16],
+                                          "optim.epochs": 2, "data.normalize": True, "data.validation": 0.2})  # fmt: skip
+    res = train(cfg, tmp_path / "run", progress=False)
+    flat, _ = evaluate_run(tmp_path / "run", EvaluateConfig(model="none", seeds=1), out_dir=tmp_path / "ev")
+    assert flat.baseline_accuracy == res.metrics["test_accuracy"][-1]  # normalised test rows, as in training

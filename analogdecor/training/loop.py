@@ -30,7 +30,7 @@ from analogdecor.training.checkpoint import (
     write_checkpoint,
 )
 from analogdecor.training.config import TrainConfig, resolve_tile_config
-from analogdecor.training.data import augment_batch, load_run_data
+from analogdecor.training.data import augment_batch, image_shape, load_run_data
 from analogdecor.training.metrics import METRIC_KEYS, metric_keys, metrics_csv, top_k_correct
 from analogdecor.training.pulses import EnduranceWarning, check_endurance, save_pulse_counts
 from analogdecor.training.rundir import (
@@ -94,8 +94,6 @@ def prepare(cfg: TrainConfig):
             f"optim.batch_size = {cfg.optim.batch_size} exceeds the {len(ds.x_train)} training samples"
         )
     if cfg.data.augment:
-        from analogdecor.training.data import image_shape
-
         image_shape(cfg, ds)  # a ConfigError now, not in the first batch, for data without an image shape
     return tile_cfg, ds
 
