@@ -638,3 +638,26 @@ def ref_pulsed_refresh(tile, rng):
     ref_pulsed_update(w, w_read, a, dev, upd, tile._level_step, np.stack(xs), np.stack(ds), -1.0,
                       int(s[0]), int(s[1]), (wp, wm, p.lo_plus, p.lo_minus))  # fmt: skip
     return wp, wm, w, int(hit.sum())
+
+
+def ref_random_crop_flip(x, shape, rng, pad, fill=None):
+    """Random crop of the padded image, then a mirror, one image and channel at a time.
+
+    Draws as analogdecor.data.random_crop_flip documents: all (row, column) offsets,
+    then all mirror decisions.
+    """
+    c, h, w = shape
+    offsets = rng.integers(0, 2 * pad + 1, size=(len(x), 2))
+    flips = rng.random(len(x)) < 0.5
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        img = x[i].reshape(c, h, w)
+        res = np.empty((c, h, w), dtype=x.dtype)
+        for ch in range(c):
+            padded = np.full((h + 2 * pad, w + 2 * pad), 0.0 if fill is None else fill[ch], dtype=x.dtype)
+            padded[pad : pad + h, pad : pad + w] = img[ch]
+            dy, dx = offsets[i]
+            crop = padded[dy : dy + h, dx : dx + w]
+            res[ch] = crop[:, ::-1] if flips[i] else crop
+        out[i] = res.reshape(-1)
+    return out

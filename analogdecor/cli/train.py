@@ -46,6 +46,17 @@ def _int_list(text: str) -> list[int]:
         ) from None
 
 
+def _count_or_fraction(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a count (5000) or a fraction (0.1)") from None
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train",
@@ -75,10 +86,18 @@ def register(subparsers: Any) -> None:
     d.add_argument("--decor-lr", type=float, help="decorrelation rate eta")
     d.add_argument("--decor-on-tile", type=_onoff, metavar="on|off", help="store R on its own tile")
     m = p.add_argument_group("data and model")
-    m.add_argument("--dataset", choices=("digits", "mnist", "fashion-mnist", "idx", "cifar10", "synthetic"))
+    m.add_argument("--dataset", choices=("digits", "mnist", "fashion-mnist", "idx", "cifar10", "cifar100",
+                                         "tiny-imagenet", "synthetic"))  # fmt: skip
     m.add_argument("--data-dir", help="directory of the data files (IDX directory: implies --dataset idx)")
     m.add_argument("--n-train", type=int, help="random subset of training samples")
     m.add_argument("--n-test", type=int, help="random subset of test samples")
+    m.add_argument("--validation", type=_count_or_fraction, metavar="N|F",
+                   help="hold out a validation split of the training samples: a count (5000) or a fraction "
+                   "(0.1); its loss and accuracy are recorded per epoch")  # fmt: skip
+    m.add_argument("--normalize", type=_onoff, metavar="on|off",
+                   help="image data: normalise each channel with the training split's mean and std")  # fmt: skip
+    m.add_argument("--augment", type=_onoff, metavar="on|off",
+                   help="image data: random crops (4-pixel padding) and horizontal flips of training batches")  # fmt: skip
     m.add_argument("--widths", type=_int_list, help="all layer sizes, inputs to classes, e.g. 64,100,10")
     m.add_argument("--hidden", type=_int_list, help="hidden layer sizes only, e.g. 256,128")
     m.add_argument("--activation", choices=("relu", "leaky_relu", "tanh", "sigmoid"))
@@ -123,7 +142,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "decorrelation.enabled": args.decorrelation, "decorrelation.rule": args.decor_rule,
         "decorrelation.lr": args.decor_lr, "decorrelation.on_tile": args.decor_on_tile,
         "data.dataset": args.dataset, "data.data_dir": args.data_dir,
-        "data.n_train": args.n_train, "data.n_test": args.n_test,
+        "data.n_train": args.n_train, "data.n_test": args.n_test, "data.validation": args.validation,
+        "data.normalize": args.normalize, "data.augment": args.augment,
         "model.activation": args.activation, "model.init": args.init, "model.arch": args.arch,
         "optim.epochs": args.epochs,
         "optim.batch_size": args.batch_size, "optim.lr": args.lr, "optim.analog_lr": args.analog_lr,

@@ -30,6 +30,12 @@ class Dataset:
         Number of classes.
     name : str
         Name of the data set as given to :func:`~analogdecor.data.load_dataset`.
+    x_val, y_val : numpy.ndarray or None
+        A validation split held out of the training rows (``load_dataset(validation=...)``);
+        None when there is none.
+    channel_mean, channel_std : numpy.ndarray or None
+        Per-channel statistics (float64, shape (C,)) the rows were normalised with
+        (:func:`analogdecor.data.images.normalize_channels`); None when not normalised.
     """
 
     x_train: np.ndarray
@@ -38,11 +44,19 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     name: str
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    channel_mean: np.ndarray | None = None
+    channel_std: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for part in ("train", "test"):
+        if (self.x_val is None) != (self.y_val is None):
+            raise DataError(f"{self.name}: x_val and y_val must be given together")
+        for part in ("train", "test", "val"):
             x = getattr(self, f"x_{part}")
             y = getattr(self, f"y_{part}")
+            if part == "val" and x is None:
+                continue
             if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2:
                 raise DataError(f"{self.name}: x_{part} must be a float32 array of shape (N, d), got "
                                 f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
@@ -52,9 +66,11 @@ class Dataset:
             if y.size and (y.min() < 0 or y.max() >= self.n_classes):
                 raise DataError(f"{self.name}: y_{part} has labels outside [0, {self.n_classes}) "
                                 f"(min {y.min()}, max {y.max()})")
-        if self.x_train.shape[1] != self.x_test.shape[1]:
-            raise DataError(f"{self.name}: train samples have {self.x_train.shape[1]} features but test "
-                            f"samples have {self.x_test.shape[1]}")
+        for part in ("test", "val"):
+            x = getattr(self, f"x_{part}")
+            if x is not None and self.x_train.shape[1] != x.shape[1]:
+                raise DataError(f"{self.name}: train samples have {self.x_train.shape[1]} features but {part} "
+                                f"samples have {x.shape[1]}")
 
     @property
     def n_features(self) -> int:
@@ -62,7 +78,8 @@ class Dataset:
         return int(self.x_train.shape[1])
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, n_train={len(self.y_train)}, n_test={len(self.y_test)}, "
+        val = "" if self.y_val is None else f", n_val={len(self.y_val)}"
+        return (f"Dataset(name={self.name!r}, n_train={len(self.y_train)}, n_test={len(self.y_test)}{val}, "
                 f"n_features={self.n_features}, n_classes={self.n_classes})")
 
 

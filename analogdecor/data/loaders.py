@@ -1,4 +1,4 @@
-"""Loaders for real data sets: scikit-learn's 8x8 digits, IDX directories, CIFAR-10 batches.
+"""Loaders for real data sets: scikit-learn's 8x8 digits and IDX directories (CIFAR: :mod:`.cifar`).
 
 None of them downloads anything: each reads a standard file layout from a
 directory (or, for digits, the copy embedded in scikit-learn).
@@ -6,12 +6,11 @@ directory (or, for digits, the copy embedded in scikit-learn).
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
+from analogdecor.data.cifar import load_cifar10
 from analogdecor.data.dataset import Dataset
 from analogdecor.data.idx import find_idx_files, read_idx
 from analogdecor.errors import DataError
@@ -111,76 +110,3 @@ def load_idx_dir(directory: str | Path, *, name: str = "idx", n_classes: int | N
         raise DataError(f"{Path(directory)}: labels go up to {top} but the data set {name!r} has {n_classes} classes")
     return Dataset(parts["train"][0], parts["train"][1], parts["test"][0], parts["test"][1],
                    n_classes=n_classes, name=name)
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds plain containers and NumPy arrays (no arbitrary code)."""
-
-    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
-    })
-
-    def find_class(self, module: str, name: str):  # type: ignore[override]
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch holds only arrays and lists")
-
-
-_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_TEST = "test_batch"
-_CIFAR_PIXELS = 32 * 32 * 3
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise DataError(f"{path}: CIFAR-10 batch file does not exist (expected data_batch_1..5 and test_batch)")
-    try:
-        with path.open("rb") as fh:
-            batch = _ArrayUnpickler(fh, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise DataError(f"{path}: not a CIFAR-10 python batch (a pickled dict): {exc}") from None
-    if not isinstance(batch, dict):
-        raise DataError(f"{path}: expected a pickled dict with b'data' and b'labels', got {type(batch).__name__}")
-    missing = [k for k in (b"data", b"labels") if k not in batch]
-    if missing:
-        raise DataError(f"{path}: batch dict lacks {', '.join(map(repr, missing))} (keys: {sorted(batch)})")
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
-        raise DataError(f"{path}: b'data' must be uint8 of shape (N, {_CIFAR_PIXELS}), got {data.dtype} {data.shape}")
-    if labels.ndim != 1 or labels.shape[0] != data.shape[0] or labels.dtype.kind not in "iu":
-        raise DataError(f"{path}: b'labels' must be {data.shape[0]} integers, got {labels.dtype} {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{path}: labels must lie in 0..9, got {labels.min()}..{labels.max()}")
-    return data, labels.astype(np.int64)
-
-
-def load_cifar10(directory: str | Path) -> Dataset:
-    """CIFAR-10 from its python batches (``cifar-10-batches-py``): 50000 train / 10000 test.
-
-    ``directory`` is the folder holding ``data_batch_1`` .. ``data_batch_5`` and
-    ``test_batch``, or a folder that contains ``cifar-10-batches-py``. Each row
-    is the batch's 3072 bytes (1024 red, 1024 green, 1024 blue, row-major 32x32)
-    scaled to [0, 1]. The batches are pickles; they are read with an unpickler
-    that accepts only arrays and plain containers.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise DataError(f"{directory}: CIFAR-10 directory does not exist (expected data_batch_1..5 and test_batch)")
-    if not (directory / _CIFAR_TEST).exists() and (directory / "cifar-10-batches-py").is_dir():
-        directory = directory / "cifar-10-batches-py"
-    train = [_read_cifar_batch(directory / n) for n in _CIFAR_TRAIN]
-    x_test, y_test = _read_cifar_batch(directory / _CIFAR_TEST)
-    x_train = np.concatenate([b[0] for b in train])
-    y_train = np.concatenate([b[1] for b in train])
-    scale = np.float32(1.0 / 255.0)
-    return Dataset((x_train * scale).astype(np.float32), y_train, (x_test * scale).astype(np.float32), y_test,
-                   n_classes=10, name="cifar10")

@@ -436,8 +436,8 @@ def evaluate_run(
     it is read under a shared lock, so that no training process rewrites it meanwhile.
     """
     from analogdecor._lock import DirLock
-    from analogdecor.data import load_dataset
     from analogdecor.training import load_run
+    from analogdecor.training.data import load_run_data
     from analogdecor.training.rundir import check_run_status, load_run_config
 
     run_dir = Path(run_dir)
@@ -451,8 +451,7 @@ def evaluate_run(
         deployment["arrays"] = arrays_needed(network, tile_cfg, cfg.deploy)
         network = deploy_network(network, cfg.deploy, backend=train_cfg.backend, tile_config=tile_cfg,
                                  weight_scaling=train_cfg.model.weight_scaling, seed=train_cfg.seed)  # fmt: skip
-    d = train_cfg.data
-    data = load_dataset(d.dataset, d.data_dir, seed=train_cfg.seed, n_train=d.n_train, n_test=d.n_test)
+    data = load_run_data(train_cfg)  # as the run saw it: its subsets, validation split and normalisation
     x_test, y_test = data.x_test, data.y_test
     if cfg.n_test is not None:
         x_test, y_test = x_test[: cfg.n_test], y_test[: cfg.n_test]

@@ -70,6 +70,8 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
     "mnist": (1, 28, 28),
     "fashion-mnist": (1, 28, 28),
     "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+    "tiny-imagenet": (3, 64, 64),
 }
 """Image shape (C, H, W) of each image data set's flattened rows (CIFAR rows are channel-major)."""
 

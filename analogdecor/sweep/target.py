@@ -55,9 +55,10 @@ class TrainingTarget:
     @property
     def metric_names(self) -> tuple[str, ...]:
         """Per-epoch metrics of a training run (``sweep.metric`` must be one of them)."""
-        from analogdecor.training.loop import METRIC_KEYS
+        from analogdecor.training.metrics import METRIC_KEYS, OPTIONAL_METRIC_KEYS
 
-        return tuple(sorted(k for k in METRIC_KEYS if k != "epoch" and not k.endswith("_time_s")))
+        keys = (*METRIC_KEYS, *OPTIONAL_METRIC_KEYS)  # optional ones: top-5 (> 10 classes), val_* (validation)
+        return tuple(sorted(k for k in keys if k != "epoch" and not k.endswith("_time_s")))
 
     def base_config(self, table: Mapping[str, Any]) -> Any:
         from analogdecor.training.config import TrainConfig

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from analogdecor.config import to_dict
+from analogdecor.config import from_dict, to_dict
 from analogdecor.crossbar.config import TileConfig
 from analogdecor.errors import ConfigError, DataError
 from analogdecor.training.config import TrainConfig
@@ -137,7 +137,7 @@ def read_checkpoint(run_dir: Path, *, config: str, data_sha256: str) -> Checkpoi
     needed = ("meta.config", "meta.data_sha256", "meta.model_sha256", "meta.epochs_completed", "meta.wall_time_s")
     if missing := [k for k in needed if k not in flat]:
         raise DataError(f"{path}: damaged checkpoint, entries missing: {', '.join(missing)}")
-    saved = str(flat["meta.config"])
+    saved = _current_form(str(flat["meta.config"]))
     if saved != config:
         diff = _differing_keys(json.loads(saved), json.loads(config))
         raise ConfigError(
@@ -168,6 +168,23 @@ def read_checkpoint(run_dir: Path, *, config: str, data_sha256: str) -> Checkpoi
         updater=section("updater."),
         wall_time_s=float(flat["meta.wall_time_s"]),
     )
+
+
+def _current_form(saved: str) -> str:
+    """A saved :func:`config_json` as the current config classes write it.
+
+    Fields added to TrainConfig or TileConfig after a checkpoint was written are absent
+    from its JSON; read back through the classes they take their defaults, which
+    reproduce the behaviour of the time. Unreadable JSON is returned unchanged (the
+    caller then reports the difference).
+    """
+    try:
+        data = json.loads(saved)
+        return json.dumps({"train": to_dict(from_dict(TrainConfig, data["train"])),
+                           "resolved_tile": to_dict(from_dict(TileConfig, data["resolved_tile"]))},
+                          sort_keys=True)  # fmt: skip
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return saved
 
 
 def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

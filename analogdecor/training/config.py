@@ -40,7 +40,7 @@ __all__ = [
 
 RULE_NAMES = ("bp", "fa", "dfa", "np", "anp")
 BACKEND_NAMES = ("float", "numba", "aihwkit")
-DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "idx", "cifar10", "synthetic")
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "idx", "cifar10", "cifar100", "tiny-imagenet", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -97,13 +97,23 @@ class DataConfig:
     """Which data set (see :func:`analogdecor.data.load_dataset`)."""
 
     dataset: str = "digits"
-    """digits, mnist, fashion-mnist, idx (any IDX directory), cifar10 or synthetic."""
+    """digits, mnist, fashion-mnist, idx (any IDX directory), cifar10, cifar100, tiny-imagenet or synthetic."""
     data_dir: str | None = None
-    """Directory of the files (IDX, CIFAR-10 batches); required for idx."""
+    """Directory of the files (IDX, CIFAR pickles, tiny-imagenet-200/); required for idx."""
     n_train: int | None = None
     """Use a seeded random subset of this many training samples (None: all)."""
     n_test: int | None = None
     """Use a seeded random subset of this many test samples (None: all)."""
+    validation: int | float | None = None
+    """Hold out a seeded random validation split of the training samples (after n_train): a count
+    (integer >= 1) or a fraction in (0, 1). Its loss and accuracy are recorded per epoch (val_loss,
+    val_accuracy) next to the test figures. None: no validation split."""
+    normalize: bool = False
+    """Image data: normalise every channel to zero mean and unit standard deviation, with the statistics
+    of the training split (after the validation split is taken out), applied to every split."""
+    augment: bool = False
+    """Image data: per sample and epoch, a random 4-pixel-shifted crop of the image padded with black
+    pixels, then a random horizontal flip, drawn from the run's seed (training batches only)."""
 
     def __post_init__(self) -> None:
         check_choice(self, "dataset", DATASET_NAMES)
@@ -113,6 +123,19 @@ class DataConfig:
             )
         check_int(self, "n_train", minimum=1, allow_none=True)
         check_int(self, "n_test", minimum=1, allow_none=True)
+        v = self.validation
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, int | float)
+            or (isinstance(v, int) and v < 1) or (isinstance(v, float) and not 0.0 < v < 1.0)
+        ):  # fmt: skip
+            raise ConfigError(
+                f"DataConfig.validation = {v!r}: must be a count (an integer >= 1) or a fraction in (0, 1)"
+            )
+        for name in ("normalize", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"DataConfig.{name} = {getattr(self, name)!r}: must be true or false")
+            if getattr(self, name) and self.dataset == "synthetic":
+                raise ConfigError(f"DataConfig.{name} = true: for image data sets only, not 'synthetic'")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as _dt
 import functools
 import io
@@ -16,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -31,6 +30,8 @@ from analogdecor.training.checkpoint import (
     write_checkpoint,
 )
 from analogdecor.training.config import TrainConfig, resolve_tile_config
+from analogdecor.training.data import augment_batch, image_shape, load_run_data
+from analogdecor.training.metrics import METRIC_KEYS, metric_keys, metrics_csv, top_k_correct
 from analogdecor.training.pulses import EnduranceWarning, check_endurance, save_pulse_counts
 from analogdecor.training.rundir import (
     atomic_write_bytes,
@@ -43,9 +44,7 @@ from analogdecor.training.rundir import (
     write_json,
 )
 
-__all__ = ["TrainResult", "evaluate", "prepare", "resume", "train"]
-
-METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
+__all__ = ["METRIC_KEYS", "TrainResult", "evaluate", "prepare", "resume", "train"]
 
 
 @dataclass
@@ -53,7 +52,9 @@ class TrainResult:
     """What :func:`train` returns."""
 
     metrics: dict[str, list[float]]
-    """Per-epoch lists: epoch, train_loss, train_accuracy, test_loss, test_accuracy, epoch_time_s."""
+    """Per-epoch lists: epoch, train_loss, train_accuracy, test_loss, test_accuracy, epoch_time_s; with
+    more than 10 classes test_top5_accuracy; with a validation split val_loss, val_accuracy (and
+    val_top5_accuracy). See :func:`analogdecor.training.metrics.metric_keys`."""
     run_dir: Path | None
     network: Any
     config: TrainConfig
@@ -70,8 +71,6 @@ def prepare(cfg: TrainConfig):
     Returns (tile_config, dataset). Raises ConfigError for an unknown preset or
     tile override, and for model sizes that do not match the data.
     """
-    from analogdecor.data import load_dataset
-
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"expected a TrainConfig, got {type(cfg).__name__}")
     tile_cfg = resolve_tile_config(cfg)
@@ -79,13 +78,7 @@ def prepare(cfg: TrainConfig):
         from analogdecor.backends import make_tile
 
         make_tile("aihwkit", 1, 1, tile_cfg, seed=0)  # import guard + translation check, before any data
-    classes: dict[str, Any] = {}  # labels of an IDX directory must lie in 0..out_features-1, when given
-    if cfg.data.dataset == "idx" and cfg.model.out_features:
-        classes["n_classes"] = cfg.model.out_features
-    ds = load_dataset(
-        cfg.data.dataset, cfg.data.data_dir, seed=cfg.seed, n_train=cfg.data.n_train, n_test=cfg.data.n_test,
-        **classes,
-    )
+    ds = load_run_data(cfg)
     n_features = ds.x_train.shape[1]
     if cfg.model.in_features is not None and cfg.model.in_features != n_features:
         raise ConfigError(
@@ -100,20 +93,46 @@ def prepare(cfg: TrainConfig):
         raise ConfigError(
             f"optim.batch_size = {cfg.optim.batch_size} exceeds the {len(ds.x_train)} training samples"
         )
+    if cfg.data.augment:
+        image_shape(cfg, ds)  # a ConfigError now, not in the first batch, for data without an image shape
     return tile_cfg, ds
 
 
-def evaluate(net: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean softmax cross-entropy and accuracy of ``net`` on (x, y) in evaluation mode."""
+@overload
+def evaluate(net: Any, x: np.ndarray, y: np.ndarray, batch_size: int = ...) -> tuple[float, float]: ...
+@overload
+def evaluate(
+    net: Any, x: np.ndarray, y: np.ndarray, batch_size: int = ..., *, top_k: int
+) -> tuple[float, float, float]: ...
+def evaluate(
+    net: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, *, top_k: int | None = None
+) -> tuple[float, float] | tuple[float, float, float]:
+    """Mean softmax cross-entropy and accuracy of ``net`` on (x, y) in evaluation mode.
+
+    With ``top_k``, also the top-k accuracy (:func:`~analogdecor.training.metrics.top_k_correct`),
+    as a third value.
+    """
     from analogdecor.learning import softmax_xent
 
-    losses, correct = [], 0
+    losses, correct, in_top = [], 0, 0
     for s in range(0, len(x), batch_size):
         logits = net.forward(x[s : s + batch_size])
         loss, _ = softmax_xent(logits, y[s : s + batch_size])
         losses.append(loss)
         correct += int(np.sum(np.argmax(logits, axis=1) == y[s : s + batch_size]))
-    return float(np.mean(np.concatenate(losses))), correct / len(x)
+        if top_k is not None:
+            in_top += top_k_correct(logits, y[s : s + batch_size], top_k)
+    loss_mean, acc = float(np.mean(np.concatenate(losses))), correct / len(x)
+    return (loss_mean, acc) if top_k is None else (loss_mean, acc, in_top / len(x))
+
+
+def _split_metrics(split: str, net: Any, x: np.ndarray, y: np.ndarray, batch_size: int, top5: bool) -> dict[str, float]:
+    """``<split>_loss``, ``<split>_accuracy`` and (``top5``) ``<split>_top5_accuracy`` of ``net`` on (x, y)."""
+    if top5:
+        loss, acc, top = evaluate(net, x, y, batch_size, top_k=5)
+        return {f"{split}_loss": loss, f"{split}_accuracy": acc, f"{split}_top5_accuracy": top}
+    loss, acc = evaluate(net, x, y, batch_size)
+    return {f"{split}_loss": loss, f"{split}_accuracy": acc}
 
 
 def _refit_zca(net: Any, x: np.ndarray) -> None:
@@ -256,27 +275,35 @@ def _fit(
 
     t0 = time.perf_counter()
     extra_info = extra_info or {}
-    ss = np.random.SeedSequence(cfg.seed)
-    order_rng, noise_rng = (np.random.default_rng(s) for s in ss.spawn(2))
+    # Streams of the run's seed: 0 data order, 1 noise, 3 augmentation (2 is the validation split's,
+    # see analogdecor.data.load_dataset); new streams leave the draws of the older ones unchanged.
+    order_rng, noise_rng, _, augment_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4))
+    rngs = {"order": order_rng, "noise": noise_rng}
+    if cfg.data.augment:
+        rngs["augment"] = augment_rng
+    keys = metric_keys(ds.n_classes, ds.y_val is not None)
+    top5 = "test_top5_accuracy" in keys
     rule_state = init_rule_state(cfg.rule, net, cfg.seed, cfg.model.init)
     o = cfg.optim
     optimizer = make_optimizer(o.optimizer, o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps)
     updater = AnalogUpdater(o.analog_update, o.update_rank)
     router = UpdateRouter(optimizer, cfg.analog_lr, updater)
-    metrics: dict[str, list[float]] = {k: [] for k in METRIC_KEYS}
+    metrics: dict[str, list[float]] = {k: [] for k in keys}
     wall_before = 0.0
     if checkpoint is not None:
-        order_rng.bit_generator.state = checkpoint.rng_states["order"]
-        noise_rng.bit_generator.state = checkpoint.rng_states["noise"]
+        for name, rng in rngs.items():
+            rng.bit_generator.state = checkpoint.rng_states[name]
         optimizer.load_state_dict(checkpoint.optimizer)
         updater.load_state_dict(checkpoint.updater)
-        metrics = {k: list(checkpoint.metrics[k]) for k in METRIC_KEYS}
+        done_before = len(checkpoint.metrics["epoch"])
+        # a checkpoint written before a metric existed (top-5 of a >10-class run) has NaN for its epochs
+        metrics = {k: list(checkpoint.metrics.get(k, [float("nan")] * done_before)) for k in keys}
         wall_before = checkpoint.wall_time_s
     saver = None
     if run_dir is not None and cfg.backend != "aihwkit":  # aihwkit's noise cannot be checkpointed
         saver = functools.partial(
             write_checkpoint, run_dir, config=config_json(cfg, tile_cfg),
-            data_sha256=data_digest(*_data_arrays(ds)), rngs={"order": order_rng, "noise": noise_rng},
+            data_sha256=data_digest(*_data_arrays(ds)), rngs=rngs,
             optimizer=optimizer, updater=updater,
         )  # fmt: skip
 
@@ -299,6 +326,8 @@ def _fit(
             for s in range(0, n, o.batch_size):
                 idx = perm[s : s + o.batch_size]
                 xb, yb = ds.x_train[idx], ds.y_train[idx]
+                if cfg.data.augment:
+                    xb = augment_batch(cfg, ds, xb, augment_rng)
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected just below
                     result = compute_signals(
                         cfg.rule, net, xb, yb, rule_state, sigma=o.np_sigma, rng=noise_rng,
@@ -318,19 +347,21 @@ def _fit(
             if status == "diverged":
                 break
             with np.errstate(over="ignore", invalid="ignore"):
-                test_loss, test_acc = evaluate(net, ds.x_test, ds.y_test, o.eval_batch_size)
+                row = _split_metrics("test", net, ds.x_test, ds.y_test, o.eval_batch_size, top5)
+                if ds.x_val is not None:
+                    row.update(_split_metrics("val", net, ds.x_val, ds.y_val, o.eval_batch_size, top5))
+            test_loss, test_acc = row["test_loss"], row["test_accuracy"]
             if not math.isfinite(test_loss):
                 status = "diverged"
-            metrics["epoch"].append(epoch)
-            metrics["train_loss"].append(loss_sum / seen)
-            metrics["train_accuracy"].append(correct / seen)
-            metrics["test_loss"].append(test_loss)
-            metrics["test_accuracy"].append(test_acc)
-            metrics["epoch_time_s"].append(time.perf_counter() - te)
+            row.update(epoch=epoch, train_loss=loss_sum / seen, train_accuracy=correct / seen,
+                       epoch_time_s=time.perf_counter() - te)  # fmt: skip
+            for k in keys:
+                metrics[k].append(row[k])
             if bar is not None:
                 bar.write(
                     f"epoch {epoch}/{o.epochs}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f} | "
                     f"test loss {test_loss:.4f} acc {test_acc:.4f}"
+                    + (f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else "")
                 )
             if status == "diverged":
                 break
@@ -359,7 +390,7 @@ def _fit(
     # A diverged run keeps one entry per epoch: NaN from the epoch where it failed.
     while len(metrics["epoch"]) < o.epochs:
         metrics["epoch"].append(len(metrics["epoch"]) + 1)
-        for k in METRIC_KEYS[1:]:
+        for k in keys[1:]:
             metrics[k].append(float("nan"))
     wall = wall_before + time.perf_counter() - t0
     out = TrainResult(metrics=metrics, run_dir=run_dir, network=net, config=cfg, status=status)
@@ -426,7 +457,8 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 def _data_arrays(ds: Any) -> tuple[np.ndarray, ...]:
-    return ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    val = () if ds.x_val is None else (ds.x_val, ds.y_val)  # runs without a validation split: as before
+    return ds.x_train, ds.y_train, ds.x_test, ds.y_test, *val
 
 
 def _read_run_info(run_dir: Path) -> dict[str, Any]:
@@ -445,7 +477,7 @@ def _write_checkpoint(
     """model.npz, metrics.json and metrics.csv as of now (each written atomically)."""
     save_model(run_dir, net, rule_state)
     write_json(run_dir / "metrics.json", metrics)
-    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(metrics))
+    atomic_write_text(run_dir / "metrics.csv", metrics_csv(metrics))
 
 
 def _run_info(cfg: TrainConfig, started, ended, wall, status: str) -> dict[str, Any]:
@@ -462,15 +494,6 @@ def _run_info(cfg: TrainConfig, started, ended, wall, status: str) -> dict[str, 
         "end_time": ended.isoformat() if ended else None,
         "wall_time_s": wall,
     }
-
-
-def _metrics_csv(metrics: dict[str, list[float]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(METRIC_KEYS)
-    for row in zip(*(metrics[k] for k in METRIC_KEYS), strict=True):
-        w.writerow([repr(v) if isinstance(v, float) else v for v in row])
-    return buf.getvalue()
 
 
 def _progress(enabled: bool, total: int, cfg: TrainConfig, initial: int = 0):
@@ -494,9 +517,13 @@ def _plot_curves(path: Path, metrics: dict[str, list[float]], cfg: TrainConfig) 
     ep = metrics["epoch"]
     ax1.plot(ep, metrics["train_loss"], "o-", label="train")
     ax1.plot(ep, metrics["test_loss"], "s-", label="test")
+    if "val_loss" in metrics:
+        ax1.plot(ep, metrics["val_loss"], "^-", label="validation")
     ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax2.plot(ep, metrics["train_accuracy"], "o-", label="train")
     ax2.plot(ep, metrics["test_accuracy"], "s-", label="test")
+    if "val_accuracy" in metrics:
+        ax2.plot(ep, metrics["val_accuracy"], "^-", label="validation")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax1, ax2):
         ax.legend()
