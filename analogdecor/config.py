@@ -120,6 +120,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        if type(value) in (int, float) and type(value) in args:  # int | float: 1.0 stays a float
+            return value
         errors = []
         for arg in args:
             if arg is type(None):

@@ -423,6 +423,10 @@ def test_cifar100_run_records_top5_and_validation_metrics(tmp_path):
     # the recorded figures are those of the final network on the split the run held out
     ds = load_run_data(cfg)
     assert (len(ds.y_train), len(ds.y_val)) == (100, 20)
+    # run.json records the input normalisation a deployed network needs
+    norm = json.loads((tmp_path / "run" / "run.json").read_text())["input_normalization"]
+    np.testing.assert_allclose(norm["channel_mean"], np.ravel(ds.channel_mean))
+    np.testing.assert_allclose(norm["channel_std"], np.ravel(ds.channel_std))
     loss, acc, top5 = evaluate(res.network, ds.x_val, ds.y_val, top_k=5)
     assert (saved["val_loss"][-1], saved["val_accuracy"][-1], saved["val_top5_accuracy"][-1]) == (loss, acc, top5)
     # same seed, same batches (augmentation included); another seed, other crops
@@ -496,3 +500,14 @@ def test_evaluate_sees_the_data_as_the_run_did(tmp_path):
     res = train(cfg, tmp_path / "run", progress=False)
     flat, _ = evaluate_run(tmp_path / "run", EvaluateConfig(model="none", seeds=1), out_dir=tmp_path / "ev")
     assert flat.baseline_accuracy == res.metrics["test_accuracy"][-1]  # normalised test rows, as in training
+
+
+def test_validation_as_a_float_in_toml_stays_a_fraction():
+    """TOML ``validation = 1.0`` is the fraction 1.0 (refused), not the count 1."""
+    from analogdecor.config import from_dict
+    from analogdecor.training.config import DataConfig
+
+    assert from_dict(DataConfig, {"validation": 5}).validation == 5
+    assert from_dict(DataConfig, {"validation": 0.25}).validation == 0.25
+    with pytest.raises(ConfigError, match=r"DataConfig\.validation = 1\.0"):
+        from_dict(DataConfig, {"validation": 1.0})

@@ -409,6 +409,9 @@ def _fit(
             worn = check_endurance(net, warn=False)  # the warnings were given during training
             if worn:
                 pulses["endurance_exceeded"] = worn
+        if ds.channel_mean is not None and ds.channel_std is not None:  # what a deployed network's inputs need
+            pulses["input_normalization"] = {"channel_mean": np.asarray(ds.channel_mean).ravel().tolist(),
+                                              "channel_std": np.asarray(ds.channel_std).ravel().tolist()}  # fmt: skip
         write_json(run_dir / "run.json", {**_run_info(cfg, started, ended, wall, status), **pulses, **extra_info})
     out.info["wall_time_s"] = wall
     return out
