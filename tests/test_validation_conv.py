@@ -1,6 +1,8 @@
-"""``analogdecor validate`` on a conv net: the training-conv row (numba against aihwkit, paired by seed).
+"""``analogdecor validate`` on conv nets: the conv-read rows and the training-conv row (numba against aihwkit).
 
-The row trains :data:`~analogdecor.validation.CONV_TRAINING` (a 4-channel 3x3 conv net on the 1x8x8
+conv-read reads images through analogdecor's ``Conv2dLayer`` on numba tiles and through aihwkit's
+``AnalogConv2d`` (the same weights and periphery) and compares the errors against the ideal convolution
+over tiles; a wrong patch layout and a noisier read must fail it. The training-conv row trains :data:`~analogdecor.validation.CONV_TRAINING` (a 4-channel 3x3 conv net on the 1x8x8
 digits, ``model.layers``) on both backends with the same statistics as the MLP's training row. Its power:
 the same row comparing the numba emulator with the float backend (a different machine) must fail.
 """
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from analogdecor.errors import ConfigError
-from analogdecor.validation import CONV_TRAINING, TrainingSpec, format_table, make_rows, run_validation
+from analogdecor.validation import CONV_TRAINING, Sizes, TrainingSpec, format_table, make_rows, run_validation
 from analogdecor.validation.training_check import training_comparisons, training_curves
 
 TINY = dataclasses.replace(CONV_TRAINING, seeds=3, epochs=1)
@@ -99,3 +101,58 @@ def test_cli_names_the_conv_epochs(capsys):
                "--out", "-"])  # fmt: skip
     assert rc == 2
     assert "--conv-epochs" in capsys.readouterr().err
+
+
+SMALL = Sizes(out_size=6, in_size=6, forward_trials=400, tiles=16)
+
+
+@pytest.mark.aihwkit
+@pytest.mark.parametrize("preset", ["GokmenVlasov", "Ideal"])
+def test_conv_read_agrees_with_aihwkits_conv2d(preset):
+    _aihwkit()
+    result = run_validation([preset], checks=("conv-read",), sizes=SMALL, alpha=1e-6)
+    assert [r.check for r in result.rows] == ["conv read: mean error", "conv read: mean sq. error"]
+    assert result.passed, format_table(result.rows, zc=result.z_critical)
+
+
+class NoisierTile:
+    """A wrong emulator: the numba tile with extra output noise (std 0.05) on every read."""
+
+    def __init__(self, out_size, in_size, config, seed):
+        from analogdecor.backends import make_tile
+
+        self.inner = make_tile("numba", out_size, in_size, config, seed=seed)
+        self.rng = np.random.default_rng(seed)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def forward(self, x):
+        y = self.inner.forward(x)
+        return (y + self.rng.normal(0.0, 0.05, y.shape)).astype(np.float32)
+
+
+@pytest.mark.aihwkit
+def test_conv_read_catches_a_noisier_read_and_a_wrong_patch_layout(monkeypatch):
+    _aihwkit()
+    from analogdecor.backends import make_tile
+    from analogdecor.networks import conv
+
+    def numba(o, i, cfg, seed):
+        return make_tile("numba", o, i, cfg, seed=seed)
+
+    def aihwkit(o, i, cfg, seed):
+        return make_tile("aihwkit", o, i, cfg, seed=seed)
+
+    noisy = run_validation(["GokmenVlasov"], factories=(NoisierTile, aihwkit), checks=("conv-read",), sizes=SMALL)
+    assert "conv read: mean sq. error" in {r.check for r in noisy.rows if not r.passed}
+
+    real = conv.im2col
+
+    def swapped(x, kernel, stride, padding):  # kernel rows and columns exchanged in every patch
+        p = real(x, kernel, stride, padding)
+        return np.ascontiguousarray(p.reshape(len(p), -1, kernel, kernel).transpose(0, 1, 3, 2).reshape(len(p), -1))
+
+    monkeypatch.setattr(conv, "im2col", swapped)
+    wrong = run_validation(["Ideal"], factories=(numba, aihwkit), checks=("conv-read",), sizes=SMALL)
+    assert not wrong.passed

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-ALL_CHECKS = ("forward", "update", "pulses", "response", "training", "training-conv", "inference", "random")
+ALL_CHECKS = ("forward", "update", "pulses", "response", "conv-read", "training", "training-conv", "inference",
+              "random")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Compare the numba crossbar emulator with IBM aihwkit on device presets: forward-read errors "
             "(DAC, ADC, output noise alone and together), pulsed-update statistics (per-device mean, "
             "variance, same-row covariance), pulse-count distributions, device response curves and a short "
-            "training run of an MLP and of a small conv net (training-conv); randomised device configurations of every family (--random per family); and analogdecor's inference noise models (programmed conductances, drift exponents, "
+            "training run of an MLP and of a small conv net (training-conv); a convolution read on numba tiles against "
+            "aihwkit's AnalogConv2d (conv-read); randomised device configurations of every family (--random per family); and analogdecor's inference noise models (programmed conductances, drift exponents, "
             "drifted conductances at --inference-time, read noise) against aihwkit's. Tolerances are Bonferroni-corrected standard errors at family-wise error --alpha. "
             "Exit status 1 when any row fails."
         ),

@@ -17,6 +17,7 @@ from analogdecor.validation.checks import (
     response_checks,
     update_checks,
 )
+from analogdecor.validation.conv_check import conv_forward_checks
 from analogdecor.validation.inference_check import InferenceSpec, inference_comparisons
 from analogdecor.validation.random_configs import random_checks, random_configs
 from analogdecor.validation.report import Row, make_rows
@@ -29,6 +30,7 @@ CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "update": update_checks,
     "pulses": pulse_count_checks,
     "response": response_checks,
+    "conv-read": conv_forward_checks,
 }
 """Tile-level checks by name; ``"training"`` (the short training run of an MLP), ``"training-conv"`` (the same
 with a small conv net, :data:`~analogdecor.validation.training_check.CONV_TRAINING`), ``"inference"`` (analogdecor's
@@ -115,8 +117,9 @@ def run_validation(
     presets : names of presets in ``device_models/`` or a mapping name -> TileConfig
     names : labels of the two backends (and, without ``factories``, the backends to build)
     factories : tile factories ``f(out_size, in_size, config, seed)``; default: the named backends
-    checks : any of "forward", "update", "pulses", "response", "training", "training-conv", "inference",
-        "random" ("training" and "training-conv" need named backends and preset names the training code can
+    checks : any of "forward", "update", "pulses", "response", "conv-read", "training", "training-conv",
+        "inference", "random" ("conv-read" compares analogdecor's convolution on tiles of ``factories[0]`` with
+        aihwkit's AnalogConv2d, :mod:`~analogdecor.validation.conv_check`; "training" and "training-conv" need named backends and preset names the training code can
         load; "inference" compares analogdecor's inference noise models with aihwkit's, once per run,
         whatever the presets)
     sizes, training : problem sizes of the tile checks and of the training run
