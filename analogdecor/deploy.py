@@ -29,6 +29,7 @@ from analogdecor.backends import is_analog, make_tile
 from analogdecor.crossbar.arrays import grid_shape
 from analogdecor.crossbar.config import MappingConfig, TileConfig
 from analogdecor.errors import ConfigError
+from analogdecor.networks.keys import ParamKey
 
 __all__ = ["DEPLOY_MODES", "arrays_needed", "deploy_network", "param_layers"]
 
@@ -119,10 +120,11 @@ def arrays_needed(net: Any, tile_config: TileConfig, mode: str, array_rows: int 
                                                     levels=m.levels, array_rows=rows, array_cols=cols))  # fmt: skip
     mats = {}
     for i, layer in param_layers(net):
+        # ParamKey: the same names as the network's tiles (analog_layers, exports, cost rows)
         out, inp = int(layer.tile.out_size), int(layer.tile.in_size)
         if getattr(layer, "decor", None) is not None and mode == "separate":
             g = grid_shape(inp, inp, cfg)
-            mats[f"layers.{i}.R"] = {"shape": (inp, inp), "grid": g, "arrays": g[0] * g[1]}
+            mats[str(ParamKey(i, "R"))] = {"shape": (inp, inp), "grid": g, "arrays": g[0] * g[1]}
         g = grid_shape(out, inp, cfg)
-        mats[f"layers.{i}.W"] = {"shape": (out, inp), "grid": g, "arrays": g[0] * g[1]}
+        mats[str(ParamKey(i, "W"))] = {"shape": (out, inp), "grid": g, "arrays": g[0] * g[1]}
     return {"array_size": (rows, cols), "matrices": mats, "total": sum(v["arrays"] for v in mats.values())}

@@ -71,3 +71,17 @@ class ToyTarget:
         acc = toy_accuracy(cfg)
         return RunOutcome(metrics={"epoch": [1, 2], "test_accuracy": [acc - 0.2, acc],
                                    "train_loss": [1.0, 1.0 - acc / 2], "epoch_time_s": [0.1, 0.1]})
+
+
+class ThreadsTarget(ToyTarget):
+    """The toy, reporting the numba and BLAS thread counts the run saw (metrics numba_threads, blas_threads)."""
+
+    def run(self, cfg, out_dir: Path):
+        import numba
+        from threadpoolctl import threadpool_info
+
+        outcome = super().run(cfg, out_dir)
+        blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+        outcome.metrics["numba_threads"] = [numba.get_num_threads()] * 2
+        outcome.metrics["blas_threads"] = [max(blas, default=0)] * 2
+        return outcome

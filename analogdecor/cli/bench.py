@@ -124,21 +124,25 @@ def _run_conv(args: argparse.Namespace) -> int:
 
 def _register_training(sub) -> None:
     p = sub.add_parser("training", help="one training epoch: torch, aihwkit (as its users run it), analogdecor",
-                       description="One epoch of BP (MLP IN-HIDDEN-10, ReLU, batch 64, SGD) on MNIST (digits "
+                       description="One epoch of BP (MLP IN-HIDDEN-10, ReLU, or with --arch paper-convnet the "
+                                   "paper's conv net on 1x28x28 images; batch 64, SGD) on MNIST (digits "
                                    "when absent), interleaved in one process: torch float, aihwkit AnalogLinear "
-                                   "+ AnalogSGD with the matching preset, analogdecor float, numba per_sample "
-                                   "and numba mixed.")  # fmt: skip
+                                   "(AnalogConv2d) + AnalogSGD with the matching preset, analogdecor's torch "
+                                   "modules, analogdecor float, numba per_sample and numba mixed.")  # fmt: skip
     p.add_argument("--preset", default="ReRamES", help="device preset (and aihwkit <NAME>Preset; default ReRamES)")
     p.add_argument("--dataset", default="mnist", help="data set (default mnist; falls back to digits)")
     p.add_argument("--data-dir", default=None, help="directory of the data set's files ($ANALOGDECOR_DATA/<name>)")
     p.add_argument("--n-train", type=int, default=6400, help="images per epoch (default 6400)")
-    p.add_argument("--hidden", type=int, default=256, help="hidden width (default 256)")
+    p.add_argument("--arch", choices=("mlp", "paper-convnet"), default="mlp",  # training.bench.ARCHS
+                   help="network: mlp (IN-HIDDEN-10, the default) or paper-convnet (the paper's conv net; a conv "
+                        "epoch is slow, keep --n-train small, e.g. 640)")  # fmt: skip
+    p.add_argument("--hidden", type=int, default=256, help="hidden width of --arch mlp (default 256)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
     p.add_argument("--rounds", type=int, default=3, help="timed epochs per system, interleaved (default 3)")
     p.add_argument("--system", action="append", metavar="NAME",
-                   help="time only these systems (repeatable): torch_float, aihwkit, analogdecor_float, "
-                        "numba_per_sample, numba_mixed")  # fmt: skip
+                   help="time only these systems (repeatable): torch_float, aihwkit, analogdecor_torch, "
+                        "analogdecor_float, numba_per_sample, numba_mixed")  # fmt: skip
     p.add_argument("--loaded", action="store_true",
                    help="repeat the rounds beside cpu_count - 1 busy processes; report each path's slow-down")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -156,7 +160,7 @@ def _run_training(args: argparse.Namespace) -> int:
         format_training_report,
     )
 
-    cfg = TrainingBenchConfig(dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train,
+    cfg = TrainingBenchConfig(dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train, arch=args.arch,
                               hidden=args.hidden, batch=args.batch, lr=args.lr, preset=args.preset,
                               rounds=args.rounds, seed=args.seed, loaded=args.loaded,
                               systems=tuple(args.system) if args.system else SYSTEMS)  # fmt: skip

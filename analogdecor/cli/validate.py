@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-ALL_CHECKS = ("forward", "update", "pulses", "response", "training", "inference", "random")
+ALL_CHECKS = ("forward", "update", "pulses", "response", "conv-read", "training", "training-conv", "inference",
+              "random")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Compare the numba crossbar emulator with IBM aihwkit on device presets: forward-read errors "
             "(DAC, ADC, output noise alone and together), pulsed-update statistics (per-device mean, "
             "variance, same-row covariance), pulse-count distributions, device response curves and a short "
-            "training run; randomised device configurations of every family (--random per family); and analogdecor's inference noise models (programmed conductances, drift exponents, "
+            "training run of an MLP and of a small conv net (training-conv); a convolution read on numba tiles against "
+            "aihwkit's AnalogConv2d (conv-read); randomised device configurations of every family (--random per family); and analogdecor's inference noise models (programmed conductances, drift exponents, "
             "drifted conductances at --inference-time, read noise) against aihwkit's. Tolerances are Bonferroni-corrected standard errors at family-wise error --alpha. "
             "Exit status 1 when any row fails."
         ),
@@ -43,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replicas", type=int, default=64, help="devices per response curve (default 64)")
     p.add_argument("--seeds", type=int, default=6, help="seeds of the training check (default 6)")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the training check (default 3)")
+    p.add_argument("--conv-epochs", type=int, default=2,
+                   help="epochs of the training-conv check (default 2; it uses --seeds too)")  # fmt: skip
     p.add_argument("--inference-devices", type=int, default=20000,
                    help="devices per conductance band and implementation in the inference check (default 20000)")  # fmt: skip
     p.add_argument("--inference-time", default="1d",
@@ -58,12 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import dataclasses
     from pathlib import Path
 
     from analogdecor.backends.aihwkit import require_aihwkit
     from analogdecor.errors import ConfigError
     from analogdecor.inference.evaluate import parse_times
     from analogdecor.validation import (
+        CONV_TRAINING,
         InferenceSpec,
         Sizes,
         TrainingSpec,
@@ -96,6 +102,9 @@ def _run(args: argparse.Namespace) -> int:
     sizes = Sizes(out_size=args.size, in_size=args.size, forward_trials=args.trials, update_trials=args.trials,
                   replicas=args.replicas, tiles=args.tiles)  # fmt: skip
     training = TrainingSpec(seeds=args.seeds, epochs=args.epochs)
+    if args.conv_epochs < 1:
+        raise ConfigError(f"--conv-epochs = {args.conv_epochs}: must be >= 1")
+    conv_training = dataclasses.replace(CONV_TRAINING, seeds=args.seeds, epochs=args.conv_epochs)
     checks = tuple(args.check) if args.check else ALL_CHECKS
     if args.inference_devices < 2:
         raise ConfigError(f"--inference-devices = {args.inference_devices}: must be >= 2")
@@ -107,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         presets, extra = [], {}  # the inference check does not depend on the presets
     result = run_validation(
         presets, checks=checks, sizes=sizes, training=training, alpha=args.alpha, seed=args.seed, extra=extra,
-        inference=inference, random=args.random,
+        inference=inference, random=args.random, conv_training=conv_training,
     )  # fmt: skip
     text = rows_to_json(result.rows)
     if args.out and args.out != "-":

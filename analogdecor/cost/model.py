@@ -42,6 +42,7 @@ from analogdecor.crossbar.config import IOConfig, TileConfig
 from analogdecor.crossbar.mapping import weights_to_conductances
 from analogdecor.deploy import DEPLOY_MODES, param_layers
 from analogdecor.errors import ConfigError
+from analogdecor.networks.keys import ParamKey
 
 __all__ = ["DEPLOY_MODES", "PARTS", "MatrixSpec", "inference_cost", "training_cost"]
 
@@ -172,29 +173,30 @@ def inference_cost(
         raise ConfigError(f"deploy = {deploy!r}: must be one of {', '.join(DEPLOY_MODES)}")
     rows: dict[str, dict] = {}
     for i, layer in param_layers(net):
+        w_name, r_name = str(ParamKey(i, "W")), str(ParamKey(i, "R"))
         cfg = _tile_cfg(layer.tile, tile_cfg)
         p = positions(layer)
         out, inp = int(layer.tile.out_size), int(layer.tile.in_size)
         decor = getattr(layer, "decor", None)
         if decor is not None:
-            rrow = rows[f"layers.{i}.R"] = _zero()
+            rrow = rows[r_name] = _zero()
             if deploy == "folded":
                 from analogdecor.decorrelation import fold_linear
 
                 w_eff, _ = fold_linear(layer.effective_weights(), layer.bias, decor.matrix(), decor.mu)
-                w_spec = _spec(f"layers.{i}.W", out, inp, cfg, _g_sum_of_weights(np.asarray(w_eff), cfg))
+                w_spec = _spec(w_name, out, inp, cfg, _g_sum_of_weights(np.asarray(w_eff), cfg))
             else:
-                w_spec = _spec(f"layers.{i}.W", out, inp, cfg, _g_sum_of_tile(layer.tile))
+                w_spec = _spec(w_name, out, inp, cfg, _g_sum_of_tile(layer.tile))
                 _digital(rrow, c, adds=p * inp)  # centring x - mu
                 if deploy == "separate":
                     rt = getattr(decor, "tile", None)
                     g = _g_sum_of_tile(rt) if rt is not None else _g_sum_of_weights(decor.matrix(), cfg)
-                    _read(rrow, _spec(f"layers.{i}.R", inp, inp, _tile_cfg(rt, cfg), g), c, p)
+                    _read(rrow, _spec(r_name, inp, inp, _tile_cfg(rt, cfg), g), c, p)
                 else:
-                    _read(rrow, MatrixSpec(f"layers.{i}.R", inp, inp, analog=False), c, p)
+                    _read(rrow, MatrixSpec(r_name, inp, inp, analog=False), c, p)
         else:
-            w_spec = _spec(f"layers.{i}.W", out, inp, cfg, _g_sum_of_tile(layer.tile))
-        wrow = rows[f"layers.{i}.W"] = _zero()
+            w_spec = _spec(w_name, out, inp, cfg, _g_sum_of_tile(layer.tile))
+        wrow = rows[w_name] = _zero()
         _read(wrow, w_spec, c, p)
         _digital(wrow, c, adds=2 * p * out)  # output scale / bias, activation
     return {"deploy": deploy, **_finish(rows)}
@@ -218,27 +220,28 @@ def training_cost(
     n_classes = n_classes or int(layers[-1][1].tile.out_size)
     rows: dict[str, dict] = {}
     for k, (i, layer) in enumerate(layers):
+        w_name, r_name = str(ParamKey(i, "W")), str(ParamKey(i, "R"))
         cfg = _tile_cfg(layer.tile, tile_cfg)
         p = positions(layer)
         out, inp = int(layer.tile.out_size), int(layer.tile.in_size)
         decor = getattr(layer, "decor", None)
         if decor is not None:
-            rrow = rows[f"layers.{i}.R"] = _zero()
+            rrow = rows[r_name] = _zero()
             rt = getattr(decor, "tile", None)
             r_on_tile = rt is not None and analog
             g = _g_sum_of_tile(rt) if rt is not None else 0.0
-            r_spec = _spec(f"layers.{i}.R", inp, inp, _tile_cfg(rt, cfg), g, analog=r_on_tile)
+            r_spec = _spec(r_name, inp, inp, _tile_cfg(rt, cfg), g, analog=r_on_tile)
             _digital(rrow, c, adds=B * passes * p * inp)  # centring
             _read(rrow, r_spec, c, B * passes * p)
             if rule == "bp" and k > 0:
                 _read(rrow, r_spec, c, B * p, transposed=True)
             if r_on_tile:
                 _read(rrow, r_spec, c, B * p)  # the R update's own read (R z), as Decorrelator's tile step
-                _update(rrow, c, f"layers.{i}.R", pulses_per_step, cfg, inp, B, analog_update, update_rank)
+                _update(rrow, c, r_name, pulses_per_step, cfg, inp, B, analog_update, update_rank)
             else:  # digital R update (Ahmad's rule): z z^T over the batch, then times R
                 _digital(rrow, c, macs=B * p * inp * inp + inp**3)
-        wrow = rows[f"layers.{i}.W"] = _zero()
-        w_spec = _spec(f"layers.{i}.W", out, inp, cfg, _g_sum_of_tile(layer.tile), analog=analog)
+        wrow = rows[w_name] = _zero()
+        w_spec = _spec(w_name, out, inp, cfg, _g_sum_of_tile(layer.tile), analog=analog)
         _read(wrow, w_spec, c, B * passes * p)
         _digital(wrow, c, adds=2 * B * passes * p * out)  # bias, activation
         if k > 0:
@@ -249,7 +252,7 @@ def training_cost(
         if rule == "dfa" and k < len(layers) - 1:
             _digital(wrow, c, macs=B * p * n_classes * out)
         if analog:
-            _update(wrow, c, f"layers.{i}.W", pulses_per_step, cfg, out, B, analog_update, update_rank)
+            _update(wrow, c, w_name, pulses_per_step, cfg, out, B, analog_update, update_rank)
             if analog_update in ("mixed", "low_rank"):
                 _digital(wrow, c, macs=B * p * out * inp, adds=out * inp)  # delta^T z and the accumulator
         else:

@@ -25,6 +25,7 @@ import numpy as np
 from analogdecor import __version__
 from analogdecor.config import to_dict
 from analogdecor.errors import ExportFormatError
+from analogdecor.networks.keys import ParamKey
 
 __all__ = [
     "FORMAT_NAME",
@@ -288,7 +289,8 @@ def collect_layers(network: Any) -> list[LayerRecord]:
     """One :class:`LayerRecord` per ``network.analog_layers()`` entry, from the tiles' conductances."""
     records = []
     geometry: Any = getattr(network, "tile_geometry", lambda name: {})
-    for name, tile in network.analog_layers():
+    for key, tile in _tiles(network):
+        name = str(key)
         g_plus, g_minus = tile.conductances()
         m = tile.config.mapping
         records.append(
@@ -299,7 +301,7 @@ def collect_layers(network: Any) -> list[LayerRecord]:
                 g_min=float(m.g_min),
                 g_max=float(m.g_max),
                 w_scale=tile_w_scale(tile),
-                kind="decorrelation" if name.endswith(".R") else "weight",
+                kind="decorrelation" if key.part == "R" else "weight",
                 backend=type(tile).__name__,
                 tile_config=to_dict(tile.config),
                 geometry=geometry(name),
@@ -308,7 +310,15 @@ def collect_layers(network: Any) -> list[LayerRecord]:
     return records
 
 
+def _tiles(network: Any) -> list[tuple[ParamKey, Any]]:
+    """(key, tile) of every tile of ``network``: its ``tiles()``, or its ``analog_layers()`` names parsed."""
+    tiles = getattr(network, "tiles", None)
+    if callable(tiles):
+        return list(tiles())
+    return [(ParamKey.parse(name), tile) for name, tile in network.analog_layers()]
+
+
 def digital_state(network: Any) -> dict[str, np.ndarray]:
     """``network.state_dict()`` without the entries that belong to tiles (those are the conductances)."""
-    tile_prefixes = tuple(f"{name}." for name, _ in network.analog_layers())
+    tile_prefixes = tuple(key.prefix for key, _ in _tiles(network))
     return {k: np.asarray(v) for k, v in network.state_dict().items() if not k.startswith(tile_prefixes)}

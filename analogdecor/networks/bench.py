@@ -24,7 +24,7 @@ import numpy as np
 
 from analogdecor.errors import ConfigError
 
-__all__ = ["VARIANTS", "ConvBenchConfig", "bench_conv", "format_conv_report"]
+__all__ = ["VARIANTS", "ConvBenchConfig", "bench_conv", "format_conv_report", "paper_convnet_torch", "torch_model"]
 
 VARIANTS: tuple[str, ...] = ("float", "torch", "float+decor", "numba-mixed", "numba-per_sample", "aihwkit")
 
@@ -74,41 +74,86 @@ def _analogdecor_step(backend: str, decor: bool, mode: str, cfg: ConvBenchConfig
     return step
 
 
-def _torch_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
-    import torch
+def torch_model(specs: Any, in_shape: tuple[int, ...], n_classes: int, *, activation: Any,
+                conv: Any = None, linear: Any = None, sequential: Any = None) -> Any:  # fmt: skip
+    """A ``torch.nn.Sequential`` of the hidden layers ``specs`` (LayerSpec) plus a dense output layer.
+
+    The torch twin of :func:`analogdecor.networks.build.build_network`'s layout (a flatten inserted
+    before the output when the last layer leaves an image). ``activation()`` makes the module after
+    every conv2d and hidden dense layer; ``conv(c_in, c_out, kernel, stride=, padding=)`` and
+    ``linear(n_in, n_out)`` make the parameter layers and ``sequential(*modules)`` holds them (default
+    ``nn.Conv2d`` / ``nn.Linear`` / ``nn.Sequential``; aihwkit's ``AnalogConv2d`` / ``AnalogLinear`` with
+    an rpu_config and ``AnalogSequential`` for the analogue twin). Shapes follow
+    ``build_network``'s rules, so an architecture that does not fit its input is the same ConfigError.
+    """
     from torch import nn
 
+    from analogdecor.networks.build import _out_shape
+
+    conv = conv or nn.Conv2d
+    linear = linear or nn.Linear
+    shape = tuple(int(v) for v in in_shape)
+    mods: list[Any] = []
+    for i, spec in enumerate(specs):
+        nxt = _out_shape(i, spec, shape)
+        if spec.kind == "conv2d":
+            mods += [conv(shape[0], spec.channels, spec.kernel, stride=spec.step, padding=spec.padding), activation()]
+        elif spec.kind == "dense":
+            mods += [linear(shape[0], spec.units), activation()]
+        elif spec.kind in ("maxpool", "avgpool"):
+            pool = nn.MaxPool2d if spec.kind == "maxpool" else nn.AvgPool2d
+            mods.append(pool(spec.size, stride=spec.step))
+        else:
+            mods.append(nn.Flatten())
+        shape = nxt
+    if len(shape) != 1:
+        mods.append(nn.Flatten())
+        shape = (int(np.prod(shape)),)
+    mods.append(linear(shape[0], n_classes))
+    return (sequential or nn.Sequential)(*mods)
+
+
+def paper_convnet_torch(in_shape: tuple[int, ...], n_classes: int, rpu_config: Any = None) -> Any:
+    """The paper's conv net in torch (``nn.Conv2d``/``nn.Linear``, LeakyReLU 0.01), or, with
+    ``rpu_config``, in aihwkit (``AnalogConv2d``/``AnalogLinear`` in an ``AnalogSequential``)."""
+    from torch import nn
+
+    from analogdecor.networks.build import architecture
+
+    def act() -> Any:
+        return nn.LeakyReLU(0.01)
+
+    if rpu_config is None:
+        return torch_model(architecture("paper-convnet"), in_shape, n_classes, activation=act)
+    from aihwkit.nn import AnalogConv2d, AnalogLinear, AnalogSequential
+
+    def conv(*args: Any, **kwargs: Any) -> Any:
+        return AnalogConv2d(*args, rpu_config=rpu_config, **kwargs)
+
+    def linear(*args: Any) -> Any:
+        return AnalogLinear(*args, rpu_config=rpu_config)
+
+    return torch_model(architecture("paper-convnet"), in_shape, n_classes, activation=act, conv=conv, linear=linear,
+                       sequential=AnalogSequential)  # fmt: skip
+
+
+def _torch_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
+    import torch
+
     torch.manual_seed(cfg.seed)
-    C, H, W = cfg.in_shape
-    flat = 64 * (H // 4) * (W // 4)
-    model = nn.Sequential(
-        nn.Conv2d(C, 32, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(32, 32, 3, padding=1), nn.LeakyReLU(0.01),
-        nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.LeakyReLU(0.01), nn.Conv2d(64, 64, 3, padding=1),
-        nn.LeakyReLU(0.01), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, 1000), nn.LeakyReLU(0.01),
-        nn.Linear(1000, cfg.n_classes),
-    )  # fmt: skip
+    model = paper_convnet_torch(cfg.in_shape, cfg.n_classes)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     return _sgd_step(model, opt, x.reshape(-1, *cfg.in_shape), y)
 
 
 def _aihwkit_step(cfg: ConvBenchConfig, x: np.ndarray, y: np.ndarray):
-    from aihwkit.nn import AnalogConv2d, AnalogLinear, AnalogSequential
     from aihwkit.optim import AnalogSGD
-    from torch import nn
 
     from analogdecor.backends.aihwkit.translate import to_rpu_config
     from analogdecor.devices.registry import load_preset
 
     rpu = to_rpu_config(load_preset(cfg.preset), seed=cfg.seed)
-    C, H, W = cfg.in_shape
-    flat = 64 * (H // 4) * (W // 4)
-    model = AnalogSequential(
-        AnalogConv2d(C, 32, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01),
-        AnalogConv2d(32, 32, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01), nn.MaxPool2d(2),
-        AnalogConv2d(32, 64, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01),
-        AnalogConv2d(64, 64, 3, padding=1, rpu_config=rpu), nn.LeakyReLU(0.01), nn.MaxPool2d(2), nn.Flatten(),
-        AnalogLinear(flat, 1000, rpu_config=rpu), nn.LeakyReLU(0.01), AnalogLinear(1000, cfg.n_classes, rpu_config=rpu),
-    )  # fmt: skip
+    model = paper_convnet_torch(cfg.in_shape, cfg.n_classes, rpu)
     opt = AnalogSGD(model.parameters(), lr=0.01)
     opt.regroup_param_groups(model)
     return _sgd_step(model, opt, x.reshape(-1, *cfg.in_shape), y)

@@ -6,7 +6,9 @@ Execution model
   ``diverged``: it finished, on a non-finite loss) is skipped, unless the
   resolved config stored in the record differs from today's (a default that
   changed since; fields added since are ignored): then it runs again; the others (never run, failed, interrupted) are submitted.
-* Each run is one Dask task, :func:`execute_run`, that trains into
+* Each run is one Dask task, :func:`execute_run`, that sets its threads
+  (:mod:`analogdecor.sweep.workers`: ``$ANALOGDECOR_THREADS``, else the worker's
+  share of its host's cores) and trains into
   ``runs/<id>/`` and writes its record there atomically *before* returning, so
   a finished run survives a Ctrl-C, a killed client or killed workers.
   The client also writes records it receives, which covers clusters whose
@@ -48,20 +50,24 @@ from analogdecor.sweep.results import (
     write_result,
 )
 from analogdecor.sweep.spec import PlannedRun, SweepSpec, config_change, load_spec, plain_config, plan_runs
+from analogdecor.sweep.workers import (
+    Threads,
+    host_slots,
+    task_threads,
+    user_threads,
+    worker_env,
+    worker_threads,
+)
+from analogdecor.threads import configured
 
 __all__ = ["DONE", "WORKER_ENV", "SweepReport", "execute_run", "rebuild_table", "run_sweep"]
 
 #: Record statuses of finished runs (skipped on resume); any other status is retried.
 DONE = ("ok", "diverged")
 
-#: Environment of local workers: one thread each for numba, OpenMP and BLAS, so that
-#: N single-threaded workers share the cores instead of oversubscribing them.
-WORKER_ENV = {
-    "NUMBA_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-}
+#: Environment of local workers with one thread each for numba, OpenMP and BLAS (as many workers as
+#: cores); :func:`analogdecor.sweep.workers.worker_env` gives it for any count.
+WORKER_ENV = worker_env(1)
 
 
 @dataclass
@@ -104,8 +110,13 @@ def _failure(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
             "traceback": tb if tb is not None else "".join(traceback.format_exception(exc))}
 
 
-def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> dict[str, Any]:
+def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any,
+                threads: Threads = None) -> dict[str, Any]:  # fmt: skip
     """Run one planned run (a Dask task) and return its record, already written to disk.
+
+    The run's numba, BLAS and OpenMP threads are set for its duration to ``threads`` as
+    :func:`analogdecor.sweep.workers.task_threads` resolves it (None: ``$ANALOGDECOR_THREADS``, else
+    the worker's share of its host's cores); the record's ``threads`` says how many.
 
     The run directory is cleared first (it can only hold a failed or
     interrupted earlier attempt; a run whose ``ok`` record appeared meanwhile
@@ -116,7 +127,7 @@ def execute_run(run: PlannedRun, sweep_dir: str, attempt: str, target: Any) -> d
     # One attempt at a time per run: an earlier attempt may still execute (orphaned on an external
     # cluster when the client that submitted it was stopped); wait for it rather than delete its files.
     with run_lock(Path(sweep_dir), run.run_id).acquire(timeout=None):
-        return _execute_locked(run, run_dir, attempt, target)
+        return _execute_locked(run, run_dir, attempt, target, threads)
 
 
 def run_lock(sweep_dir: Path, run_id: str) -> DirLock:
@@ -124,7 +135,8 @@ def run_lock(sweep_dir: Path, run_id: str) -> DirLock:
     return DirLock(sweep_dir / "runs", f"sweep run {run_id}", purpose="sweep run", name=f".{run_id}.lock")
 
 
-def _execute_locked(run: PlannedRun, run_dir: Path, attempt: str, target: Any) -> dict[str, Any]:
+def _execute_locked(run: PlannedRun, run_dir: Path, attempt: str, target: Any,
+                    threads: Threads) -> dict[str, Any]:  # fmt: skip
     earlier = read_result(run_dir)
     if (earlier is not None and earlier.get("status") in DONE
             and config_change(earlier.get("config"), run.config) is None
@@ -145,7 +157,9 @@ def _execute_locked(run: PlannedRun, run_dir: Path, attempt: str, target: Any) -
     }
     t0 = time.perf_counter()
     try:
-        outcome = target.run(run.config, run_dir)
+        with configured(task_threads(threads)) as n_threads:
+            record["threads"] = n_threads
+            outcome = target.run(run.config, run_dir)
     except Exception as exc:
         record.update(_failure(exc))
         atomic_write_text(run_dir / "error.txt", record["traceback"])
@@ -181,11 +195,13 @@ SCHEDULER_TIMEOUT_S = 30
 
 
 def _start_client(workers: int | None, scheduler: str | None, dashboard: str | None = None):
+    """(client, local cluster or None, threads of each run: a count, or None to ask the cluster per host)."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
-        return _connect(scheduler), None
+        return _connect(scheduler), None, user_threads()
     n = workers or os.cpu_count() or 1
+    threads = worker_threads(n)
     # Ctrl-C in a terminal reaches the whole process group: the worker processes are started
     # with SIGINT ignored (inherited through exec), so only this process handles it, by closing
     # the cluster. The nanny's env reaches the worker process before anything imports numba.
@@ -195,11 +211,11 @@ def _start_client(workers: int | None, scheduler: str | None, dashboard: str | N
         # Scheduler and workers listen on the loopback interface only; the dashboard (no
         # authentication) is off unless asked for, and then bound where asked (e.g. localhost:8787).
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=dashboard, env=dict(WORKER_ENV), silence_logs=40)
+                               dashboard_address=dashboard, env=worker_env(threads), silence_logs=40)
     finally:
         if ignore:
             signal.signal(signal.SIGINT, previous)
-    return Client(cluster), cluster
+    return Client(cluster), cluster, threads
 
 
 def run_sweep(
@@ -350,7 +366,7 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    client, cluster = _start_client(workers, scheduler, dashboard)
+    client, cluster, threads = _start_client(workers, scheduler, dashboard)
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
     queue = list(todo)
     futures: dict[Any, tuple[PlannedRun, str]] = {}
@@ -359,10 +375,14 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
 
     def fill() -> None:
         slots = max(1, sum(client.nthreads().values())) - in_flight.count()
+        if slots < 1 or not queue:
+            return
+        # an external cluster: each worker's share of its host's cores, from the workers there now
+        share: Threads = threads if threads is not None else _cluster_slots(client)
         for _ in range(min(slots, len(queue))):
             run = queue.pop(0)
             attempt = uuid.uuid4().hex
-            fut = client.submit(execute_run, run, root, attempt, target,
+            fut = client.submit(execute_run, run, root, attempt, target, share,
                                 key=f"run-{run.run_id}-{attempt[:8]}", pure=False, retries=0)
             futures[fut] = (run, attempt)
             in_flight.add(fut)
@@ -404,6 +424,14 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _cluster_slots(client: Any) -> dict[str, int] | None:
+    """Worker address -> runs at once on its host (:func:`~analogdecor.sweep.workers.host_slots`); None on failure."""
+    try:
+        return host_slots(client.scheduler_info(n_workers=-1)["workers"])
+    except Exception:  # an old scheduler, a lost connection: each worker then counts its own threads
+        return None
 
 
 def _ensure_record(run_dir: Path, record: Mapping[str, Any]) -> None:

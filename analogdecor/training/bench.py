@@ -1,11 +1,12 @@
 """One training epoch, side by side in one process: torch, aihwkit as its users run it, and analogdecor.
 
-``analogdecor bench training`` (and :func:`bench_training`) trains the same MLP
-(784-256-10 ReLU on MNIST by default, batch 64, SGD lr 0.05, softmax
-cross-entropy, backprop) on the same images in the same order with
+``analogdecor bench training`` (and :func:`bench_training`) trains the same network
+(``arch``: the MLP 784-256-10 ReLU by default, or ``paper-convnet``, the paper's conv
+net on 1x28x28 images, :func:`analogdecor.networks.build.architecture`; MNIST, batch
+64, SGD lr 0.05, softmax cross-entropy, backprop) on the same images in the same order with
 
 * ``torch_float``: ``nn.Linear`` layers and ``torch.optim.SGD``;
-* ``aihwkit``: ``AnalogSequential`` of ``AnalogLinear`` layers with aihwkit's own
+* ``aihwkit``: ``AnalogSequential`` of ``AnalogLinear`` (and ``AnalogConv2d``) layers with aihwkit's own
   preset of the same name (``ReRamESPreset`` for ReRamES) and ``AnalogSGD``, as
   aihwkit's tutorials train (skipped with a note when aihwkit is absent);
 * ``analogdecor_torch``: the same torch model on analogdecor's torch modules
@@ -42,7 +43,10 @@ import numpy as np
 from analogdecor.errors import ConfigError
 from analogdecor.threads import busy_processes, configured
 
-__all__ = ["SYSTEMS", "TrainingBenchConfig", "bench_training", "format_training_report"]
+__all__ = ["ARCHS", "SYSTEMS", "TrainingBenchConfig", "bench_training", "format_training_report"]
+
+ARCHS: tuple[str, ...] = ("mlp", "paper-convnet")
+"""Networks the benchmark trains: the one-hidden-layer MLP, or the paper's conv net."""
 
 SYSTEMS: tuple[str, ...] = ("torch_float", "aihwkit", "analogdecor_torch", "analogdecor_float", "numba_per_sample",
                             "numba_mixed")
@@ -59,8 +63,11 @@ class TrainingBenchConfig:
     """Directory of the data set's files (default ``$ANALOGDECOR_DATA/<dataset>``)."""
     n_train: int = 6400
     """Training images per epoch (all of them if the data set has fewer)."""
+    arch: str = "mlp"
+    """``mlp`` (one hidden ReLU layer of ``hidden``) or ``paper-convnet`` (the paper's conv net, LeakyReLU
+    0.01, on the data set's images: 1x28x28 MNIST, 1x8x8 for the digits fallback; ``hidden`` unused)."""
     hidden: int = 256
-    """Width of the hidden ReLU layer."""
+    """Width of the hidden ReLU layer (arch mlp)."""
     batch: int = 64
     """Samples per SGD step."""
     lr: float = 0.05
@@ -93,6 +100,8 @@ class TrainingBenchConfig:
             raise ConfigError(f"warmup_batches = {self.warmup_batches!r}: must be >= 0")
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr = {self.lr!r}: must be a finite number > 0")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch = {self.arch!r}: must be one of {', '.join(ARCHS)}")
         bad = [s for s in self.systems if s not in SYSTEMS]
         if bad or not self.systems:
             raise ConfigError(f"systems = {self.systems!r}: each must be one of {', '.join(SYSTEMS)}")
@@ -106,6 +115,8 @@ class _Data:
     y: np.ndarray
     n_classes: int
     name: str
+    shape: tuple[int, ...]
+    """What one row of ``x`` is to the network: (features,) for the MLP, (C, H, W) for a conv net."""
     note: str = ""
     order: list[np.ndarray] = field(default_factory=list)
 
@@ -128,7 +139,18 @@ def _load(cfg: TrainingBenchConfig) -> _Data:
         x, y = x[pick], y[pick]
     elif len(x) < cfg.n_train:
         note = (note + "; " if note else "") + f"{ds.name} has only {len(x)} training images"
-    return _Data(np.ascontiguousarray(x, np.float32), np.asarray(y, np.int64), int(ds.n_classes), ds.name, note)
+    shape: tuple[int, ...] = (int(x.shape[1]),)
+    if cfg.arch != "mlp":
+        from analogdecor.networks.build import IMAGE_SHAPES, input_shape
+
+        if ds.name not in IMAGE_SHAPES:
+            raise ConfigError(
+                f"arch = {cfg.arch!r} needs images: data set {ds.name!r} has no image shape "
+                f"(use one of {', '.join(IMAGE_SHAPES)})"
+            )
+        shape = input_shape(ds.name, int(x.shape[1]))
+    return _Data(np.ascontiguousarray(x, np.float32), np.asarray(y, np.int64), int(ds.n_classes), ds.name, shape,
+                 note)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ systems
@@ -149,8 +171,7 @@ class _Torch(_Runner):
         from torch import nn
 
         torch.manual_seed(cfg.seed)
-        n_in = data.x.shape[1]
-        self.x, self.y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        self.x, self.y = torch.from_numpy(data.x).reshape(-1, *data.shape), torch.from_numpy(data.y)
         self.loss = nn.CrossEntropyLoss()
         self.model: Any
         self.opt: Any
@@ -158,25 +179,42 @@ class _Torch(_Runner):
             from analogdecor.torch import AnalogSGD as AnalogdecorSGD
             from analogdecor.torch import convert_to_analog
 
-            model = nn.Sequential(nn.Linear(n_in, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, data.n_classes))
-            self.model = convert_to_analog(model, cfg.preset, seed=cfg.seed)
+            self.model = convert_to_analog(self._model(data, cfg), cfg.preset, seed=cfg.seed)
             self.opt = AnalogdecorSGD(self.model.parameters(), lr=cfg.lr, analog_update="mixed")
         elif analog:
-            from aihwkit.nn import AnalogLinear, AnalogSequential
             from aihwkit.optim import AnalogSGD
             from aihwkit.simulator import presets
 
             preset = getattr(presets, f"{cfg.preset}Preset", None)
             if preset is None:
                 raise ConfigError(f"aihwkit has no preset class {cfg.preset}Preset")
-            self.model = AnalogSequential(AnalogLinear(n_in, cfg.hidden, rpu_config=preset()), nn.ReLU(),
-                                          AnalogLinear(cfg.hidden, data.n_classes, rpu_config=preset()))  # fmt: skip
+            self.model = self._model(data, cfg, preset())
             self.opt = AnalogSGD(self.model.parameters(), lr=cfg.lr)
             self.opt.regroup_param_groups(self.model)
         else:
-            self.model = nn.Sequential(nn.Linear(n_in, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, data.n_classes))
+            self.model = self._model(data, cfg)
             self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
         self.model.train()
+
+    @staticmethod
+    def _model(data: _Data, cfg: TrainingBenchConfig, rpu_config: Any = None) -> Any:
+        """The torch network of ``cfg.arch`` (on aihwkit's analogue layers with ``rpu_config``)."""
+        from torch import nn
+
+        from analogdecor.networks.bench import paper_convnet_torch, torch_model
+        from analogdecor.networks.build import LayerSpec
+
+        if cfg.arch == "paper-convnet":
+            return paper_convnet_torch(data.shape, data.n_classes, rpu_config)
+        if rpu_config is None:
+            return torch_model([LayerSpec("dense", units=cfg.hidden)], data.shape, data.n_classes, activation=nn.ReLU)
+        from aihwkit.nn import AnalogLinear, AnalogSequential
+
+        def linear(n_in: int, n_out: int) -> Any:
+            return AnalogLinear(n_in, n_out, rpu_config=rpu_config)
+
+        return torch_model([LayerSpec("dense", units=cfg.hidden)], data.shape, data.n_classes, activation=nn.ReLU,
+                           linear=linear, sequential=AnalogSequential)  # fmt: skip
 
     def batch(self, idx: np.ndarray) -> None:
         import torch
@@ -201,8 +239,9 @@ class _Analogdecor(_Runner):
         )
         from analogdecor.training.rundir import build_network
 
-        tcfg = TrainConfig(rule="bp", backend=backend, device=cfg.preset, seed=cfg.seed,
-                           model=ModelConfig(hidden=(cfg.hidden,), activation="relu"),
+        model = (ModelConfig(arch="paper-convnet", in_shape=data.shape) if cfg.arch == "paper-convnet"
+                 else ModelConfig(hidden=(cfg.hidden,), activation="relu"))  # fmt: skip
+        tcfg = TrainConfig(rule="bp", backend=backend, device=cfg.preset, seed=cfg.seed, model=model,
                            data=DataConfig(dataset=data.name),
                            optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch, analog_update=mode))  # fmt: skip
         tile_cfg = resolve_tile_config(tcfg)
@@ -326,12 +365,19 @@ def bench_training(cfg: TrainingBenchConfig | None = None, *, log: Callable[[str
                                                  / res["analogdecor_float_cpu_s_per_epoch"])  # fmt: skip
     res.update({
         "systems": list(runners), "notes": notes, "dataset": data.name, "n_train": int(n),
-        "network": f"{data.x.shape[1]}-{cfg.hidden}-{data.n_classes}", "config": asdict(cfg),
+        "network": _network_name(cfg, data), "config": asdict(cfg),
         "numba_threads": numba.get_num_threads(), "torch_threads": _torch_threads(), "blas_threads": _blas(),
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
     })  # fmt: skip
     res["config"]["systems"] = list(cfg.systems)
     return res
+
+
+def _network_name(cfg: TrainingBenchConfig, data: _Data) -> str:
+    """``784-256-10`` for the MLP, ``paper-convnet 1x28x28->10`` for the conv net."""
+    if cfg.arch == "mlp":
+        return f"{data.x.shape[1]}-{cfg.hidden}-{data.n_classes}"
+    return f"{cfg.arch} {'x'.join(map(str, data.shape))}->{data.n_classes}"
 
 
 def _load_avg() -> float:

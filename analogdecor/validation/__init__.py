@@ -3,7 +3,8 @@
 ``analogdecor validate`` runs :func:`run_validation`: for each device preset it
 compares forward-read errors (DAC, ADC, output noise alone and together), the
 statistics of one pulsed update (per-device mean, variance, same-row covariance),
-pulse-count distributions, device response curves, and a short training run; and
+pulse-count distributions, device response curves, and short training runs (an MLP
+and a small conv net); and
 once per run it compares analogdecor's inference noise models (programming noise,
 drift, read noise) with aihwkit's (:mod:`.inference_check`), and random device
 configurations of every family with aihwkit's (:mod:`.random_configs`).
@@ -25,10 +26,11 @@ from analogdecor.validation.harness import (
 from analogdecor.validation.inference_check import InferenceSpec, inference_checks, inference_comparisons
 from analogdecor.validation.random_configs import random_checks, random_configs, random_device
 from analogdecor.validation.report import Row, format_table, make_rows, rows_to_json
-from analogdecor.validation.training_check import TrainingSpec
+from analogdecor.validation.training_check import CONV_TRAINING, TrainingSpec
 
 __all__ = [
     "CHECKS",
+    "CONV_TRAINING",
     "Comparison",
     "InferenceSpec",
     "Row",

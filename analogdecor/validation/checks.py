@@ -125,19 +125,20 @@ def _scalar(
 
 
 def _clustered(
-    check: str, preset: str, a: np.ndarray, b: np.ndarray, *, paired: bool = False, detail: str = ""
-) -> Comparison:
+    check: str, preset: str, a: np.ndarray, b: np.ndarray, *, paired: bool = False, detail: str = "",
+    floor: float = 0.0,
+) -> Comparison:  # fmt: skip
     """A comparison of per-tile values ``a`` (tiles_a, ...) and ``b`` (tiles_b, ...): a t test over tiles.
 
     A scalar statistic (one value per tile) gives an ``abs`` row with t degrees of freedom; more
-    give one z per element.
+    give one z per element. ``floor``: an absolute numerical allowance added to the relative float32 one.
     """
     ma, mb = np.asarray(a, np.float64).mean(axis=0), np.asarray(b, np.float64).mean(axis=0)
-    floor = float32_floor(ma, mb)
-    diff, se, df, z = cluster_diff(a, b, floor, paired=paired)
+    allowance = float32_floor(ma, mb) + floor
+    diff, se, df, z = cluster_diff(a, b, allowance, paired=paired)
     if np.ndim(diff) == 0:
         return Comparison(check, preset, float(ma), float(mb), np.atleast_1d(z), float(abs(diff)), float(se),
-                          detail, float(floor), float(df))  # fmt: skip
+                          detail, float(allowance), float(df))  # fmt: skip
     return Comparison(check, preset, float(ma.mean()), float(mb.mean()), np.ravel(z), detail=detail)
 
 

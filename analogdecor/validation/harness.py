@@ -17,10 +17,11 @@ from analogdecor.validation.checks import (
     response_checks,
     update_checks,
 )
+from analogdecor.validation.conv_check import conv_forward_checks
 from analogdecor.validation.inference_check import InferenceSpec, inference_comparisons
 from analogdecor.validation.random_configs import random_checks, random_configs
 from analogdecor.validation.report import Row, make_rows
-from analogdecor.validation.training_check import TrainingSpec, training_checks
+from analogdecor.validation.training_check import CONV_TRAINING, TrainingSpec, training_checks
 
 __all__ = ["CHECKS", "RUN_CHECKS", "ValidationResult", "backend_factory", "family_configs", "run_validation"]
 
@@ -29,12 +30,14 @@ CHECKS: dict[str, Callable[..., list[Comparison]]] = {
     "update": update_checks,
     "pulses": pulse_count_checks,
     "response": response_checks,
+    "conv-read": conv_forward_checks,
 }
-"""Tile-level checks by name; ``"training"`` (the short training run), ``"inference"`` (analogdecor's
+"""Tile-level checks by name; ``"training"`` (the short training run of an MLP), ``"training-conv"`` (the same
+with a small conv net, :data:`~analogdecor.validation.training_check.CONV_TRAINING`), ``"inference"`` (analogdecor's
 inference noise models against aihwkit's, once per run, not per preset) and ``"random"`` (randomised device
 configurations, :mod:`analogdecor.validation.random_configs`) are added by :func:`run_validation`."""
 
-RUN_CHECKS = ("training", "inference", "random")
+RUN_CHECKS = ("training", "training-conv", "inference", "random")
 """Checks that :func:`run_validation` runs besides the tile-level :data:`CHECKS`."""
 
 
@@ -97,9 +100,10 @@ def run_validation(
     *,
     names: tuple[str, str] = ("numba", "aihwkit"),
     factories: tuple[TileFactory, TileFactory] | None = None,
-    checks: Sequence[str] = ("forward", "update", "pulses", "response", "training", "inference", "random"),
+    checks: Sequence[str] = (*CHECKS, *RUN_CHECKS),
     sizes: Sizes | None = None,
     training: TrainingSpec | None = None,
+    conv_training: TrainingSpec | None = None,
     alpha: float = 1e-3,
     seed: int = 0,
     extra: Mapping[str, TileConfig] | None = None,
@@ -113,10 +117,14 @@ def run_validation(
     presets : names of presets in ``device_models/`` or a mapping name -> TileConfig
     names : labels of the two backends (and, without ``factories``, the backends to build)
     factories : tile factories ``f(out_size, in_size, config, seed)``; default: the named backends
-    checks : any of "forward", "update", "pulses", "response", "training", "inference" ("training"
-        needs named backends and preset names the training code can load; "inference" compares
-        analogdecor's inference noise models with aihwkit's, once per run, whatever the presets)
+    checks : any of "forward", "update", "pulses", "response", "conv-read", "training", "training-conv",
+        "inference", "random" ("conv-read" compares analogdecor's convolution on tiles of ``factories[0]`` with
+        aihwkit's AnalogConv2d, :mod:`~analogdecor.validation.conv_check`; "training" and "training-conv" need named backends and preset names the training code can
+        load; "inference" compares analogdecor's inference noise models with aihwkit's, once per run,
+        whatever the presets)
     sizes, training : problem sizes of the tile checks and of the training run
+    conv_training : the "training-conv" run (default
+        :data:`~analogdecor.validation.training_check.CONV_TRAINING`: a small conv net on the digits)
     alpha : family-wise error rate of the whole run (Bonferroni over all elementary tests)
     seed : seed of the inputs and of the tiles' device draws
     extra : more configurations (name -> TileConfig) that get the tile checks but not the
@@ -153,14 +161,17 @@ def run_validation(
             if name in RUN_CHECKS:
                 continue
             comps += CHECKS[name](cfg, preset, factories[0], factories[1], sizes, seed)
-        if "training" in checks and (preset in trainable or isinstance(presets, Mapping)):
+        runs = {"training": training or TrainingSpec(), "training-conv": conv_training or CONV_TRAINING}
+        for check, spec in runs.items():
+            if check not in checks or not (preset in trainable or isinstance(presets, Mapping)):
+                continue
             if isinstance(presets, Mapping):
                 raise ConfigError(
-                    "check 'training' needs preset names (the training code loads presets by name)"
+                    f"check {check!r} needs preset names (the training code loads presets by name)"
                 )
-            tc, cv = training_checks(preset, names, training or TrainingSpec())
+            tc, cv = training_checks(preset, names, spec)
             comps += tc
-            curves[preset] = cv
+            curves[preset if check == "training" else f"{preset} ({check})"] = cv
     if "inference" in checks:
         comps += inference_comparisons(inference or InferenceSpec(), seed=seed)
     if "random" in checks and random > 0:
