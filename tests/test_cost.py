@@ -123,3 +123,24 @@ def test_cli_cost_json_and_comparison(runs, capsys):
     assert "layers.0.R" in out
     assert "relative to the last run" in out
     assert main(["cost", str(runs[0]), "--coefficients", "nope"]) == 2
+
+
+def test_digital_r_update_is_counted_in_its_o_k_d2_form():
+    """R's digital update costs 2 k d^2 MACs (Z^T (Z R) on the k subset rows), never a d^3 product:
+    doubling the subset adds exactly 2 (k2 - k1) d^2 digital operations."""
+    from analogdecor.crossbar.config import TileConfig
+    from analogdecor.decorrelation import DecorrelationConfig
+    from analogdecor.networks.build import LayerSpec, build_network
+
+    c = load_coefficients("default")
+
+    def r_ops(fraction):
+        dcfg = DecorrelationConfig(enabled=True, subset_fraction=fraction)
+        net = build_network([LayerSpec("dense", units=30)], (40,), 5, decorrelation=dcfg, seed=0)
+        from analogdecor.cost.model import training_cost
+
+        t = training_cost(net, TileConfig.ideal(), c, rule="bp", batch_size=64, analog=False)
+        return [t["layers"][f"layers.{i}.R"]["digital"]["ops"] for i in (0, 1)]
+
+    small, large = r_ops(0.1), r_ops(0.5)  # k = floor(f 64) + 1: 7 and 33 rows
+    assert [b - a for a, b in zip(small, large, strict=True)] == [2 * 26 * 40 * 40, 2 * 26 * 30 * 30]

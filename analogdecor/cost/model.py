@@ -202,6 +202,17 @@ def inference_cost(
     return {"deploy": deploy, **_finish(rows)}
 
 
+def _decor_rows(layer: Any, batch_size: int) -> int:
+    """Rows R's update learns from per step: the subset floor(f B) + 1 of the batch (all patch
+    positions of those images for a convolution), as the training code takes them."""
+    k = layer.decor_subset(batch_size)
+    if k is None:
+        from analogdecor.decorrelation.rules import subset_size
+
+        k = subset_size(batch_size, layer.decor.config.subset_fraction)
+    return int(k)
+
+
 def training_cost(
     net: Any, tile_cfg: TileConfig, c: CostCoefficients, *, rule: str, batch_size: int, analog: bool,
     analog_update: str = "mixed", update_rank: int = 4, pulses_per_step: dict[str, float] | None = None,
@@ -238,8 +249,9 @@ def training_cost(
             if r_on_tile:
                 _read(rrow, r_spec, c, B * p)  # the R update's own read (R z), as Decorrelator's tile step
                 _update(rrow, c, r_name, pulses_per_step, cfg, inp, B, analog_update, update_rank)
-            else:  # digital R update (Ahmad's rule): z z^T over the batch, then times R
-                _digital(rrow, c, macs=B * p * inp * inp + inp**3)
+            else:  # digital R update (Ahmad's rule) in its O(k d^2) form: Z^T (Z R) / k on the k subset rows
+                k_rows = _decor_rows(layer, B)
+                _digital(rrow, c, macs=2 * k_rows * inp * inp, adds=2 * inp * inp)
         wrow = rows[w_name] = _zero()
         w_spec = _spec(w_name, out, inp, cfg, _g_sum_of_tile(layer.tile), analog=analog)
         _read(wrow, w_spec, c, B * passes * p)
