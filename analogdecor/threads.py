@@ -14,9 +14,10 @@ cores that are free loses its fair share and no more.
 (:func:`free_cores`; /proc/stat on Linux, else the load average) and uses that
 many threads (at least 1, at most the CPUs this process may run on); an
 integer fixes the count. ``analogdecor`` commands call it at start with
-``$ANALOGDECOR_THREADS`` (default ``auto``). For sweeps, where every core has a
-worker, give each worker one thread: ``ANALOGDECOR_THREADS=1`` (or
-``configure(1)`` in a worker you start yourself); see docs/results/speed.md.
+``$ANALOGDECOR_THREADS`` (default ``auto``). ``analogdecor sweep`` sets every run's
+count itself (``$ANALOGDECOR_THREADS`` when set, else floor(cores / runs at once on the
+host)); a worker you start yourself should call ``configure(1)`` when every core has a
+worker; see docs/results/speed.md.
 """
 
 from __future__ import annotations
