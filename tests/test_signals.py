@@ -10,6 +10,15 @@ import pytest
 from analogdecor.training.loop import _signals_deferred
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises():
+    """Python's own Ctrl-C handler for each test: a shell starts background jobs with SIGINT
+    ignored, and Python then keeps it ignored (these tests send real SIGINTs)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_sigterm_waits_for_the_block_then_reaches_its_handler():
     seen: list[str] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append("handler"))
