@@ -294,6 +294,17 @@ def test_conv_bench_runs_and_reports_ratios():
     assert "decor_over_plain_float" in format_conv_report(res)
 
 
+def test_conv_bench_cli_takes_an_image_shape(capsys):
+    import json
+
+    from analogdecor.cli import main
+
+    assert main(["bench", "conv", "--image", "3x8x8", "--batch", "2", "--steps", "1", "--only", "float", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["in_shape"] == [3, 8, 8]
+    assert main(["bench", "conv", "--image", "3x8"]) == 2
+    assert "expected CxHxW" in capsys.readouterr().err
+
+
 def test_conv_kernels_give_the_same_bits_on_one_or_two_threads(monkeypatch):
     """im2col, col2im and max pooling: serial and parallel builds agree bit for bit (one image, one
     thread, a fixed order), with ties and NaN resolved as numpy's argmax (first maximum, first NaN)."""

@@ -104,6 +104,8 @@ def _register_conv(sub) -> None:
     p.add_argument("--batch", type=int, default=64, help="images per step (default 64)")
     p.add_argument("--preset", default="ReRamES", help="device preset (default ReRamES)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per variant; the median is reported")
+    p.add_argument("--image", default="1x28x28", metavar="CxHxW",
+                   help="image shape (default 1x28x28, MNIST; 3x32x32 for CIFAR, 3x64x64 for Tiny ImageNet)")
     p.add_argument("--only", action="append", metavar="VARIANT",
                    help="run only these variants (repeatable): float, torch, float+decor, numba-mixed, "
                         "numba-per_sample, aihwkit")  # fmt: skip
@@ -112,9 +114,16 @@ def _register_conv(sub) -> None:
 
 
 def _run_conv(args: argparse.Namespace) -> int:
+    from analogdecor.errors import ConfigError
     from analogdecor.networks.bench import ConvBenchConfig, bench_conv, format_conv_report
 
-    cfg = ConvBenchConfig(batch=args.batch, preset=args.preset, steps=args.steps)
+    try:
+        shape = tuple(int(v) for v in args.image.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"--image {args.image!r}: expected CxHxW with positive integers, e.g. 3x32x32")
+    cfg = ConvBenchConfig(batch=args.batch, preset=args.preset, steps=args.steps, in_shape=shape)  # type: ignore[arg-type]
     if args.only:
         cfg = dataclasses.replace(cfg, variants=tuple(args.only))
     res = bench_conv(cfg)
