@@ -9,14 +9,7 @@ import pytest
 
 from analogdecor.training.loop import _signals_deferred
 
-
-@pytest.fixture(autouse=True)
-def _ctrl_c_raises():
-    """Python's own Ctrl-C handler for each test: a shell starts background jobs with SIGINT
-    ignored, and Python then keeps it ignored (these tests send real SIGINTs)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+pytestmark = pytest.mark.usefixtures("ctrl_c_raises")
 
 
 def test_sigterm_waits_for_the_block_then_reaches_its_handler():

@@ -27,13 +27,7 @@ def small(**over) -> TrainConfig:
     return apply_overrides(TrainConfig(), {**SMALL, **over})
 
 
-@pytest.fixture(autouse=True)
-def _ctrl_c_raises():
-    """Python's own Ctrl-C handler for each test: a shell starts background jobs with SIGINT
-    ignored, and Python then keeps it ignored (these tests send real SIGINTs)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+pytestmark = pytest.mark.usefixtures("ctrl_c_raises")
 
 
 def ctrl_c_on_call(monkeypatch, name: str, n: int, run, *, after: bool = False) -> None:
