@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from analogdecor.training.loop import _signals_deferred
+from analogdecor._signals import signals_deferred
 
 pytestmark = pytest.mark.usefixtures("ctrl_c_raises")
 
@@ -16,7 +16,7 @@ def test_sigterm_waits_for_the_block_then_reaches_its_handler():
     seen: list[str] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append("handler"))
     try:
-        with _signals_deferred():
+        with signals_deferred():
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGTERM)
             seen.append("block finished")
@@ -27,7 +27,7 @@ def test_sigterm_waits_for_the_block_then_reaches_its_handler():
 
 
 def _interrupted_block(done: list[bool]) -> None:
-    with _signals_deferred():
+    with signals_deferred():
         os.kill(os.getpid(), signal.SIGINT)
         done.append(True)
 
@@ -43,9 +43,27 @@ def test_ctrl_c_in_the_block_raises_keyboard_interrupt_after_it():
 def test_ignored_signals_stay_ignored():
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        with _signals_deferred():
+        with signals_deferred():
             assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
             os.kill(os.getpid(), signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated_sweep_block(seen: list[str]) -> None:
+    with signals_deferred("interrupt"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        seen.append("block finished")
+
+
+def test_interrupt_mode_raises_keyboard_interrupt_whatever_the_handler():
+    """The sweep's mode: a held SIGTERM ends in KeyboardInterrupt after the block, not in its handler."""
+    seen: list[str] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append("handler"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _terminated_sweep_block(seen)
+        assert seen == ["block finished"]
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -28,7 +28,6 @@ import os
 import platform
 import shutil
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from analogdecor._lock import DirLock
+from analogdecor._signals import signals_deferred
 from analogdecor.config import to_dict
 from analogdecor.sweep.results import (
     atomic_write_text,
@@ -331,27 +331,9 @@ def _run_locked(spec: SweepSpec, planned: list[PlannedRun], sweep_dir: Path, wor
             from analogdecor.sweep.plots import plot_sweep
 
             report.plots = plot_sweep(sweep_dir, spec, planned)
-        with _signals_deferred():  # the table, written last, is never lost to a second Ctrl-C or a SIGTERM
+        with signals_deferred("interrupt"):  # the table, written last, is never lost to a second Ctrl-C or a SIGTERM
             report.table = _write_table(sweep_dir, spec, planned)
     return report
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold back SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if caught and sys.exc_info()[0] is None:
-        raise KeyboardInterrupt
 
 
 def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, scheduler: str | None,
@@ -410,7 +392,7 @@ def _execute(todo: Sequence[PlannedRun], sweep_dir: Path, workers: int | None, s
             take(fut)
             fill()
     finally:
-        with _signals_deferred():
+        with signals_deferred("interrupt"):
             # Runs that ended while we were stopping: keep their records (the client's copy matters
             # where the workers do not share the sweep directory's file system).
             for fut in futures:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import functools
 import io
 import json
 import math
-import os
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -21,6 +16,7 @@ from typing import Any, overload
 import numpy as np
 
 from analogdecor import __version__
+from analogdecor._signals import signals_deferred
 from analogdecor.errors import ConfigError, DataError, NonFiniteError
 from analogdecor.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -371,7 +367,7 @@ def _fit(
                 # Checkpoint at every epoch boundary: an interrupted run keeps every finished
                 # epoch's metrics and the model as it was at the end of the last one, and
                 # checkpoint.npz (written last) lets resume() continue it exactly.
-                with _signals_deferred():  # Ctrl-C and SIGTERM wait until the checkpoint's files are all written
+                with signals_deferred():  # Ctrl-C and SIGTERM wait until the checkpoint's files are all written
                     _write_checkpoint(run_dir, net, rule_state, metrics)
                     if saver is not None:
                         saver(metrics=metrics, wall_time_s=wall_before + time.perf_counter() - t0)
@@ -434,40 +430,6 @@ class _EnduranceMonitor:
                     EnduranceWarning,
                     stacklevel=3,
                 )
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) and SIGTERM until the block ends, then act on them.
-
-    model.npz, metrics and checkpoint.npz are each written atomically; this makes the set of
-    them one unit against Ctrl-C and ``kill`` too. After the block, each signal that came goes to
-    the handler it would have met (Python's Ctrl-C handler and the CLI's SIGTERM handler raise
-    KeyboardInterrupt, so the run is marked ``interrupted``); a SIGTERM under the default
-    disposition is sent again and ends the process, after the files are complete. Ignored
-    signals stay ignored. Only in the main thread (elsewhere signals cannot be handled).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(sig)
-        if handler is None or handler is signal.SIG_IGN:
-            continue
-        previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        for held, handler in previous.items():
-            signal.signal(held, handler)
-    for signum in dict.fromkeys(caught):
-        handler = previous[signum]
-        if callable(handler):
-            handler(signum, None)
-        elif handler == signal.SIG_DFL:
-            os.kill(os.getpid(), signum)
 
 
 def _data_arrays(ds: Any) -> tuple[np.ndarray, ...]:
