@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from analogdecor.backends import FloatTile
-from analogdecor.decorrelation import Decorrelator, fold_linear
+from analogdecor.decorrelation import Decorrelator
 from analogdecor.errors import ShapeError
 from analogdecor.networks import _conv_kernels as _k
 from analogdecor.networks.activations import activate
 from analogdecor.networks.cache import LayerCache
+from analogdecor.networks.tile_layer import TileLayer
 
 __all__ = [
     "AvgPool2d",
@@ -121,7 +121,7 @@ def pool2d_backward(
 
 
 @dataclass
-class Conv2dLayer:
+class Conv2dLayer(TileLayer):
     """A convolution on a tile: optional decorrelator on its patches, digital bias and output scale.
 
     ``tile`` is (C_out, C_in k^2); ``in_shape`` (C_in, H, W); ``out_shape`` (C_out, Ho, Wo).
@@ -136,8 +136,6 @@ class Conv2dLayer:
     padding: int = 0
     decor: Decorrelator | None = None
     out_scale: float = 1.0
-
-    has_params = True
 
     def __post_init__(self) -> None:
         self.in_shape = tuple(int(s) for s in self.in_shape)
@@ -156,16 +154,6 @@ class Conv2dLayer:
                 f"its {C}x{H}x{W} input"
             )
         self.out_shape: tuple[int, ...] = (int(self.tile.out_size), Ho, Wo)
-
-    @property
-    def in_size(self) -> int:
-        """Inputs of the tile: C_in k^2 (the fan-in of one output)."""
-        return int(self.tile.in_size)
-
-    @property
-    def out_size(self) -> int:
-        """Outputs of the tile: C_out."""
-        return int(self.tile.out_size)
 
     @property
     def patch_elements(self) -> int:
@@ -189,26 +177,13 @@ class Conv2dLayer:
                     "layout": "(C_out, C_in*k*k); columns in (channel, kernel row, kernel column) order"}  # fmt: skip
         return {**common, "layout": "(C_in*k*k, C_in*k*k) acting on flattened patches"}
 
-    def effective_weights(self) -> np.ndarray:
-        """alpha W as float32 (C_out, C_in k^2)."""
-        return (self.tile.read_weights() * np.float32(self.out_scale)).astype(np.float32)
-
     def forward(
         self, h: np.ndarray, *, train: bool, slope: float, noise: np.ndarray | None = None,
         mu: np.ndarray | None = None,
     ) -> LayerCache:  # fmt: skip
         B = h.shape[0]
         patches = im2col(h, self.kernel, self.stride, self.padding)
-        m = None
-        if self.decor is not None:
-            xc, m = self.decor.center(patches, train=train, mu=mu)
-            z = self.decor.apply(xc)
-        else:
-            z = patches
-        rows = self.tile.forward(z)
-        if self.out_scale != 1.0:
-            rows = rows * np.float32(self.out_scale)
-        rows = rows + self.bias
+        m, z, rows = self._read_rows(patches, train=train, mu=mu)
         C, Ho, Wo = self.out_shape
         a = np.ascontiguousarray(np.asarray(rows, dtype=np.float32).reshape(B, Ho, Wo, C).transpose(0, 3, 1, 2))
         if noise is not None:
@@ -240,27 +215,14 @@ class Conv2dLayer:
 
     def backward_input(self, delta: np.ndarray, feedback: np.ndarray | None = None) -> np.ndarray:
         """col2im((alpha W R)^T delta rows) (or B^T in place of alpha W for feedback alignment)."""
-        r = self.rows(delta)
-        if feedback is None:
-            e = self.tile.backward(r)
-            if self.out_scale != 1.0:
-                e = e * np.float32(self.out_scale)
-        else:
-            e = r @ feedback
-        if self.decor is not None:
-            e = self.decor.backward(e)
+        e = self._input_error(self.rows(delta), feedback)
         return col2im(e, (delta.shape[0], *self.in_shape), self.kernel, self.stride, self.padding)
 
     def fold(self) -> Conv2dLayer:
         """A plain float convolution with the same evaluation outputs (W_eff = alpha W R, b_eff = b - W_eff mu)."""
-        W = self.effective_weights()
-        b = self.bias
-        if self.decor is not None:
-            W, b = fold_linear(W, b, self.decor.matrix(), self.decor.mu)
-        tile = FloatTile(self.out_size, self.in_size, getattr(self.tile, "config", None))
-        tile.set_weights(W)
+        tile, b = self._folded_parts()
         return Conv2dLayer(
-            tile=tile, bias=np.asarray(b, dtype=np.float32).copy(), activation=self.activation,
+            tile=tile, bias=b, activation=self.activation,
             in_shape=self.in_shape, kernel=self.kernel, stride=self.stride, padding=self.padding,
         )  # fmt: skip
 

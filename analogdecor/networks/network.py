@@ -23,18 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from analogdecor.backends import FloatTile
-from analogdecor.decorrelation import Decorrelator, fold_linear
+from analogdecor.decorrelation import Decorrelator
 from analogdecor.errors import ConfigError, ShapeError
 from analogdecor.networks.activations import activate, derivative
 from analogdecor.networks.cache import LayerCache
 from analogdecor.networks.keys import ParamKey
+from analogdecor.networks.tile_layer import TileLayer
 
 __all__ = ["DenseLayer", "LayerCache", "Network"]
 
 
 @dataclass
-class DenseLayer:
+class DenseLayer(TileLayer):
     """One linear layer: optional decorrelator, weight tile, digital bias and output scale."""
 
     tile: Any
@@ -42,16 +42,6 @@ class DenseLayer:
     activation: str
     decor: Decorrelator | None = None
     out_scale: float = 1.0
-
-    has_params = True
-
-    @property
-    def in_size(self) -> int:
-        return int(self.tile.in_size)
-
-    @property
-    def out_size(self) -> int:
-        return int(self.tile.out_size)
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -64,24 +54,11 @@ class DenseLayer:
     def describe(self) -> str:
         return f"dense {self.in_size}->{self.out_size}"
 
-    def effective_weights(self) -> np.ndarray:
-        """alpha W as float32 (the digital view of the layer's weights)."""
-        return (self.tile.read_weights() * np.float32(self.out_scale)).astype(np.float32)
-
     def forward(
         self, h: np.ndarray, *, train: bool, slope: float, noise: np.ndarray | None = None,
         mu: np.ndarray | None = None,
     ) -> LayerCache:  # fmt: skip
-        m = None
-        if self.decor is not None:
-            xc, m = self.decor.center(h, train=train, mu=mu)
-            z = self.decor.apply(xc)
-        else:
-            z = h
-        a = self.tile.forward(z)
-        if self.out_scale != 1.0:
-            a = a * np.float32(self.out_scale)
-        a = a + self.bias
+        m, z, a = self._read_rows(h, train=train, mu=mu)
         if noise is not None:
             a = a + noise
         a = a.astype(np.float32, copy=False)
@@ -101,25 +78,12 @@ class DenseLayer:
 
     def backward_input(self, delta: np.ndarray, feedback: np.ndarray | None = None) -> np.ndarray:
         """(alpha W R)^T delta per row (transposed reads), or R^T B^T delta with a feedback matrix B."""
-        if feedback is None:
-            e = self.tile.backward(delta)
-            if self.out_scale != 1.0:
-                e = e * np.float32(self.out_scale)
-        else:
-            e = delta @ feedback
-        if self.decor is not None:
-            e = self.decor.backward(e)
-        return np.asarray(e, dtype=np.float32)
+        return self._input_error(delta, feedback)
 
     def fold(self) -> DenseLayer:
         """A plain float layer with the same evaluation outputs (W_eff = alpha W R, b_eff = b - W_eff mu)."""
-        W = self.effective_weights()
-        b = self.bias
-        if self.decor is not None:
-            W, b = fold_linear(W, b, self.decor.matrix(), self.decor.mu)
-        tile = FloatTile(self.out_size, self.in_size, getattr(self.tile, "config", None))
-        tile.set_weights(W)
-        return DenseLayer(tile=tile, bias=np.asarray(b, dtype=np.float32).copy(), activation=self.activation)
+        tile, b = self._folded_parts()
+        return DenseLayer(tile=tile, bias=b, activation=self.activation)
 
 
 class Network:
